@@ -1,0 +1,306 @@
+//! Bounded byte queues: where bytes wait between a protocol producing them and
+//! the socket taking them.
+//!
+//! - [`ByteQueue`] holds one connection's echo backlog as a single contiguous
+//!   buffer. It owns a buffer only while bytes are pending and borrows it from
+//!   a [`BufferPool`], so an idle connection holds no memory and steady-state
+//!   echo allocates nothing.
+//! - [`ChunkQueue`] holds a chat connection's output as handles to shared,
+//!   reference-counted lines ([`SharedLine`]): a line sent to a room of N
+//!   members exists once in memory, with N handles to it, and several queued
+//!   lines leave in one vectored write.
+//!
+//! Neither queue enforces a limit by itself; the owner checks
+//! [`len`](ByteQueue::len) against its limit and applies its policy (echo
+//! pauses reading, chat disconnects the slow client). Both expose their bytes
+//! as [`IoSlice`]s so the reactor writes them with one `writev`.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::rc::Rc;
+
+use crate::config::{POOLED_BUF_MAX, POOL_MAX_BUFFERS};
+
+/// One complete line, shared by every connection it is queued on. Cloning is
+/// a reference-count increment, never a copy.
+pub type SharedLine = Rc<[u8]>;
+
+/// Spare buffers kept for reuse. Taking from the pool and giving back is how
+/// steady-state echo avoids one allocation per message.
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    spare: Vec<Vec<u8>>,
+}
+
+impl BufferPool {
+    /// An empty pool.
+    pub fn new() -> BufferPool {
+        BufferPool::default()
+    }
+
+    /// A cleared buffer: a spare one when there is one, else a new one.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Give a buffer back. The pool keeps at most `POOL_MAX_BUFFERS` spares of
+    /// at most `POOLED_BUF_MAX` bytes each, so its memory is bounded too.
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < POOL_MAX_BUFFERS && buf.capacity() <= POOLED_BUF_MAX {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// Spare buffers held now.
+    pub fn spare_count(&self) -> usize {
+        self.spare.len()
+    }
+}
+
+/// A FIFO of bytes in one contiguous buffer, borrowed from a [`BufferPool`]
+/// only while non-empty.
+#[derive(Debug, Default)]
+pub struct ByteQueue {
+    buf: Option<Vec<u8>>,
+    /// Bytes before `head` have been consumed.
+    head: usize,
+}
+
+impl ByteQueue {
+    /// An empty queue, holding no buffer.
+    pub fn new() -> ByteQueue {
+        ByteQueue::default()
+    }
+
+    /// Pending bytes.
+    pub fn len(&self) -> usize {
+        self.buf.as_ref().map_or(0, |b| b.len() - self.head)
+    }
+
+    /// No pending bytes (and then no buffer held).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a buffer is held (false whenever the queue is empty).
+    pub fn holds_buffer(&self) -> bool {
+        self.buf.is_some()
+    }
+
+    /// Append bytes at the back.
+    pub fn push(&mut self, data: &[u8], pool: &mut BufferPool) {
+        if data.is_empty() {
+            return;
+        }
+        let buf = self.buf.get_or_insert_with(|| pool.take());
+        // Reclaim consumed space before growing: the backlog is bounded by its
+        // owner, so the buffer never needs to be larger than that bound.
+        if self.head > 0 && buf.len() + data.len() > buf.capacity() {
+            buf.drain(..self.head);
+            self.head = 0;
+        }
+        buf.extend_from_slice(data);
+    }
+
+    /// The pending bytes, oldest first.
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.as_ref().map_or(&[], |b| &b[self.head..])
+    }
+
+    /// The pending bytes as one I/O slice; returns how many slices were filled.
+    pub fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        if self.is_empty() || out.is_empty() {
+            return 0;
+        }
+        out[0] = IoSlice::new(self.as_slice());
+        1
+    }
+
+    /// Drop `n` bytes from the front (the socket took them). An emptied queue
+    /// gives its buffer back to the pool.
+    pub fn consume(&mut self, n: usize, pool: &mut BufferPool) {
+        assert!(n <= self.len(), "consumed more than was pending");
+        self.head += n;
+        if self.is_empty() {
+            if let Some(buf) = self.buf.take() {
+                pool.give(buf);
+            }
+            self.head = 0;
+        }
+    }
+
+    /// Drop everything (the connection is going away).
+    pub fn clear(&mut self, pool: &mut BufferPool) {
+        let n = self.len();
+        self.consume(n, pool);
+    }
+}
+
+/// A FIFO of shared lines with a byte count, written out with `writev`.
+#[derive(Debug, Default)]
+pub struct ChunkQueue {
+    chunks: VecDeque<SharedLine>,
+    /// Bytes of the front chunk already written.
+    front_written: usize,
+    /// Pending bytes over all chunks.
+    len: usize,
+}
+
+impl ChunkQueue {
+    /// An empty queue.
+    pub fn new() -> ChunkQueue {
+        ChunkQueue::default()
+    }
+
+    /// Pending bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No pending bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queue a handle to `line` (a reference-count increment, no copy).
+    pub fn push(&mut self, line: &SharedLine) {
+        if line.is_empty() {
+            return;
+        }
+        self.len += line.len();
+        self.chunks.push_back(Rc::clone(line));
+    }
+
+    /// Fill `out` with slices of the pending bytes, oldest first; returns how
+    /// many were filled.
+    pub fn io_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            if n == out.len() {
+                break;
+            }
+            let skip = if i == 0 { self.front_written } else { 0 };
+            out[n] = IoSlice::new(&chunk[skip..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drop `n` bytes from the front (the socket took them).
+    pub fn consume(&mut self, mut n: usize) {
+        assert!(n <= self.len, "consumed more than was pending");
+        self.len -= n;
+        while n > 0 {
+            let front_left = self.chunks[0].len() - self.front_written;
+            if n >= front_left {
+                n -= front_left;
+                self.chunks.pop_front();
+                self.front_written = 0;
+            } else {
+                self.front_written += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Drop everything.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.front_written = 0;
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn flatten(slices: &[IoSlice<'_>]) -> Vec<u8> {
+        slices.iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    #[test]
+    fn byte_queue_holds_a_buffer_only_while_bytes_wait() {
+        let mut pool = BufferPool::new();
+        let mut q = ByteQueue::new();
+        assert!(!q.holds_buffer());
+        q.push(b"hello", &mut pool);
+        assert!(q.holds_buffer());
+        q.consume(2, &mut pool);
+        assert_eq!(q.as_slice(), b"llo");
+        q.consume(3, &mut pool);
+        assert!(!q.holds_buffer());
+        assert_eq!(pool.spare_count(), 1, "the buffer went back to the pool");
+        q.push(b"again", &mut pool);
+        assert_eq!(pool.spare_count(), 0, "and was reused");
+    }
+
+    #[test]
+    fn chunk_queue_shares_lines_instead_of_copying() {
+        let line: SharedLine = Rc::from(&b"<a> hi\n"[..]);
+        let mut queues: Vec<ChunkQueue> = (0..3).map(|_| ChunkQueue::new()).collect();
+        for q in &mut queues {
+            q.push(&line);
+        }
+        assert_eq!(Rc::strong_count(&line), 4);
+        queues[0].consume(7);
+        assert_eq!(Rc::strong_count(&line), 3);
+    }
+
+    proptest! {
+        /// Whatever is pushed comes out in order, whatever the write sizes.
+        #[test]
+        fn byte_queue_is_a_fifo(
+            pushes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..50), 0..20),
+            takes in proptest::collection::vec(1usize..40, 0..40),
+        ) {
+            let mut pool = BufferPool::new();
+            let mut q = ByteQueue::new();
+            let mut model = Vec::new();
+            let mut out = Vec::new();
+            let mut takes = takes.into_iter();
+            for p in &pushes {
+                q.push(p, &mut pool);
+                model.extend_from_slice(p);
+                if let Some(t) = takes.next() {
+                    let t = t.min(q.len());
+                    out.extend_from_slice(&q.as_slice()[..t]);
+                    q.consume(t, &mut pool);
+                }
+            }
+            out.extend_from_slice(q.as_slice());
+            prop_assert_eq!(out, model);
+        }
+
+        #[test]
+        fn chunk_queue_is_a_fifo(
+            lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..30), 0..20),
+            takes in proptest::collection::vec(1usize..50, 0..40),
+            max_slices in 1usize..5,
+        ) {
+            let mut q = ChunkQueue::new();
+            let mut model = Vec::new();
+            let mut out = Vec::new();
+            let mut takes = takes.into_iter();
+            for l in &lines {
+                q.push(&Rc::from(&l[..]));
+                model.extend_from_slice(l);
+                if let Some(t) = takes.next() {
+                    let mut slices = vec![IoSlice::new(&[]); max_slices];
+                    let n = q.io_slices(&mut slices);
+                    let offered = flatten(&slices[..n]);
+                    let t = t.min(offered.len());
+                    out.extend_from_slice(&offered[..t]);
+                    q.consume(t);
+                }
+            }
+            let mut slices = vec![IoSlice::new(&[]); 64];
+            let n = q.io_slices(&mut slices);
+            out.extend(flatten(&slices[..n]));
+            prop_assert_eq!(q.len(), model.len() - (out.len() - flatten(&slices[..n]).len()));
+            prop_assert_eq!(out, model);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Every limit and default of sockloop, named, in one place.
+//!
+//! The command-line defaults of SPEC.md live here as constants, and so do the
+//! internal bounds that no option exposes (read budgets, queue lengths,
+//! back-off delays). docs/limits.md explains the policy at each bound; when
+//! you change a number here, change it there too.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default TCP echo (and UDP echo) address: the tutorial's 127.0.0.1:12345.
+pub const DEFAULT_ECHO_ADDR: &str = "127.0.0.1:12345";
+/// Default UDP echo address.
+pub const DEFAULT_UDP_ECHO_ADDR: &str = "127.0.0.1:12345";
+/// Default chat address.
+pub const DEFAULT_CHAT_ADDR: &str = "127.0.0.1:12346";
+
+/// `--max-conns`: TCP connections open at once, all listeners together.
+pub const DEFAULT_MAX_CONNS: usize = 10_000;
+/// `--max-line`: the longest chat line, without its line ending.
+pub const DEFAULT_MAX_LINE: usize = 4096;
+/// `--out-limit`: pending output allowed per TCP connection.
+pub const DEFAULT_OUT_LIMIT: usize = 1_048_576;
+/// `--shutdown-grace`: seconds shutdown may spend flushing.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: f64 = 5.0;
+/// `send --timeout`: seconds to wait for a reply.
+pub const DEFAULT_SEND_TIMEOUT_SECS: f64 = 2.0;
+
+/// Size of the one read buffer the loop owns and lends to every connection.
+/// 64 KiB also holds any UDP datagram whole (at most 65,507 bytes over IPv4,
+/// 65,527 over IPv6), so a datagram is never truncated.
+pub const READ_BUF_SIZE: usize = 64 * 1024;
+/// The largest UDP payload the echo service promises to return whole (IPv4).
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Bytes one connection may read in one turn of the loop before it must let
+/// the others run (fairness). A source that still has input goes on the
+/// "still ready" list and the next poll does not block.
+pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
+/// Bytes one connection may write in one turn of the loop.
+pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;
+/// Connections one listener may accept in one turn of the loop.
+pub const ACCEPT_BUDGET_PER_TURN: usize = 64;
+/// Datagrams one UDP socket may receive in one turn of the loop.
+pub const DATAGRAM_BUDGET_PER_TURN: usize = 256;
+/// How long a listener stops accepting after the process ran out of file
+/// descriptors (EMFILE/ENFILE), before it tries again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// UDP replies that may wait while the socket cannot send. Past this the
+/// reply is dropped and counted.
+pub const UDP_QUEUE_DATAGRAMS: usize = 1024;
+/// Payload bytes those waiting UDP replies may hold together.
+pub const UDP_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Output slices gathered into one vectored write.
+pub const MAX_IOVECS: usize = 64;
+/// Spare echo buffers the loop keeps for reuse, so that steady-state echo
+/// allocates nothing. A buffer larger than `POOLED_BUF_MAX` is freed instead.
+pub const POOL_MAX_BUFFERS: usize = 256;
+/// The largest buffer the pool keeps.
+pub const POOLED_BUF_MAX: usize = 256 * 1024;
+
+/// File descriptors kept aside from `--max-conns` for listeners, the poll
+/// instance, the signal pipe, stdio, the trace file and accept headroom.
+pub const FD_RESERVE: usize = 32;
+
+/// What to serve and under which limits: `sockloop serve`'s options, resolved.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Every socket to open, in the order the command line gave them.
+    pub listeners: Vec<ListenerSpec>,
+    /// TCP connections open at once.
+    pub max_conns: usize,
+    /// Longest chat line, without its ending.
+    pub max_line: usize,
+    /// Pending output allowed per TCP connection.
+    pub out_limit: usize,
+    /// Close a TCP connection silent for this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// How long shutdown may spend flushing.
+    pub shutdown_grace: Duration,
+    /// Log counters this often (`None`: only at shutdown).
+    pub stats_interval: Option<Duration>,
+    /// Write a Chrome trace of the loop here.
+    pub trace_events: Option<std::path::PathBuf>,
+}
+
+/// One socket to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// Which service answers on it.
+    pub service: Service,
+    /// The address as the user wrote it (`localhost:0`, `[::1]:7000`).
+    pub addr: String,
+}
+
+/// The three services of `sockloop serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// TCP echo (RFC 862).
+    TcpEcho,
+    /// UDP echo (RFC 862).
+    UdpEcho,
+    /// Line-based chat.
+    Chat,
+}
+
+impl Service {
+    /// The name printed in `listening SERVICE ADDR` and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::TcpEcho => "tcp-echo",
+            Service::UdpEcho => "udp-echo",
+            Service::Chat => "chat",
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Resolve the parsed command line: with none of `--echo`, `--udp-echo`,
+    /// `--chat` given, serve the tutorial's three default sockets.
+    pub fn from_args(a: &crate::cli::ServeArgs) -> ServeConfig {
+        let mut listeners = Vec::new();
+        if a.echo.is_empty() && a.udp_echo.is_empty() && a.chat.is_empty() {
+            for (service, addr) in [
+                (Service::TcpEcho, DEFAULT_ECHO_ADDR),
+                (Service::UdpEcho, DEFAULT_UDP_ECHO_ADDR),
+                (Service::Chat, DEFAULT_CHAT_ADDR),
+            ] {
+                listeners.push(ListenerSpec { service, addr: addr.to_string() });
+            }
+        } else {
+            listeners = a.listeners_in_order.clone();
+        }
+        let off_if_zero = |v: f64| (v > 0.0).then(|| crate::cli::secs(v));
+        ServeConfig {
+            listeners,
+            max_conns: a.max_conns,
+            max_line: a.max_line,
+            out_limit: a.out_limit,
+            idle_timeout: off_if_zero(a.idle_timeout),
+            shutdown_grace: crate::cli::secs(a.shutdown_grace),
+            stats_interval: off_if_zero(a.stats_interval),
+            trace_events: a.trace_events.clone(),
+        }
+    }
+}
+
+/// Resolve `host:port` (IPv4, `[IPv6]`, or a host name) to the first address
+/// it names. Errors are worded for a person: they name what was asked.
+pub fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let mut it = addr.to_socket_addrs().map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot resolve {addr}: {e}"))
+    })?;
+    it.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("cannot resolve {addr}: no address"),
+        )
+    })
+}

@@ -1,0 +1,37 @@
+//! sockloop: one thread runs one hand-written [`mio`] poll loop that serves
+//! TCP echo, UDP echo and a line-based chat, plus the matching clients and a
+//! load generator. It is meant to be read: it shows, in working code, how a
+//! single-threaded reactor multiplexes many sockets without blocking.
+//!
+//! The architecture in one paragraph: the [`reactor`] owns the `mio::Poll`,
+//! a [`slab::Slab`] of every registered source (listeners, connections, UDP
+//! sockets) and the timers. Each readiness event's token finds a slab entry;
+//! the reactor reads the socket until it would block, hands the bytes to that
+//! entry's sans-IO state machine from [`protocol`] (echo, UDP echo, chat),
+//! and writes back whatever output the state machine queued in [`buffer`]s,
+//! asking mio for WRITABLE only while output waits. The protocol code never
+//! touches a socket, so it is tested and fuzzed without one.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (clap), every subcommand and option of SPEC.md.
+//! - [`config`]: every limit and default, named, in one place.
+//! - [`reactor`]: the only code that calls mio for the server: poll loop,
+//!   slab, dispatch, deferred close, timers, signals, stats.
+//! - [`net`]: tiny socket helpers (`would_block`, read/write once).
+//! - [`buffer`]: bounded byte queues and shared lines for fan-out.
+//! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
+//! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.
+//! - [`bench`]: the load generator.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod buffer;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod net;
+pub mod protocol;
+pub mod reactor;
