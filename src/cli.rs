@@ -175,13 +175,18 @@ where
             ("udp_echo", config::Service::UdpEcho),
             ("chat", config::Service::Chat),
         ] {
-            let (Some(indices), Some(values)) =
-                (sub.indices_of(id), sub.get_many::<String>(id))
+            let (Some(indices), Some(values)) = (sub.indices_of(id), sub.get_many::<String>(id))
             else {
                 continue;
             };
             for (index, addr) in indices.zip(values) {
-                ordered.push((index, config::ListenerSpec { service, addr: addr.clone() }));
+                ordered.push((
+                    index,
+                    config::ListenerSpec {
+                        service,
+                        addr: addr.clone(),
+                    },
+                ));
             }
         }
         ordered.sort_by_key(|(index, _)| *index);
@@ -220,7 +225,9 @@ mod tests {
     #[test]
     fn serve_defaults_match_the_spec() {
         let cli = parse_from(["sockloop", "serve"]).unwrap();
-        let Command::Serve(a) = cli.command else { panic!("not serve") };
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
         assert!(a.echo.is_empty() && a.udp_echo.is_empty() && a.chat.is_empty());
         assert_eq!(a.max_conns, 10_000);
         assert_eq!(a.max_line, 4096);
@@ -234,23 +241,43 @@ mod tests {
     #[test]
     fn repeated_listeners_keep_their_order() {
         let cli = parse_from([
-            "sockloop", "serve", "--echo", "127.0.0.1:1", "--echo", "[::1]:2",
+            "sockloop",
+            "serve",
+            "--echo",
+            "127.0.0.1:1",
+            "--echo",
+            "[::1]:2",
         ])
         .unwrap();
-        let Command::Serve(a) = cli.command else { panic!("not serve") };
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(a.echo, ["127.0.0.1:1", "[::1]:2"]);
     }
 
     #[test]
     fn listeners_keep_the_order_given_across_options() {
         let cli = parse_from([
-            "sockloop", "serve", "--chat", "127.0.0.1:3", "--echo", "127.0.0.1:1",
-            "--udp-echo", "127.0.0.1:2", "--chat", "127.0.0.1:4",
+            "sockloop",
+            "serve",
+            "--chat",
+            "127.0.0.1:3",
+            "--echo",
+            "127.0.0.1:1",
+            "--udp-echo",
+            "127.0.0.1:2",
+            "--chat",
+            "127.0.0.1:4",
         ])
         .unwrap();
-        let Command::Serve(a) = cli.command else { panic!("not serve") };
-        let got: Vec<_> =
-            a.listeners_in_order.iter().map(|l| (l.service.name(), l.addr.as_str())).collect();
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
+        let got: Vec<_> = a
+            .listeners_in_order
+            .iter()
+            .map(|l| (l.service.name(), l.addr.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
@@ -279,12 +306,16 @@ mod tests {
     #[test]
     fn client_defaults_match_the_spec() {
         let cli = parse_from(["sockloop", "send", "Hello,Server"]).unwrap();
-        let Command::Send(a) = cli.command else { panic!("not send") };
+        let Command::Send(a) = cli.command else {
+            panic!("not send")
+        };
         assert_eq!(a.to, "127.0.0.1:12345");
         assert_eq!(a.timeout, 2.0);
         assert!(!a.udp);
         let cli = parse_from(["sockloop", "chat"]).unwrap();
-        let Command::Chat(a) = cli.command else { panic!("not chat") };
+        let Command::Chat(a) = cli.command else {
+            panic!("not chat")
+        };
         assert_eq!(a.addr, "127.0.0.1:12346");
     }
 }

@@ -128,7 +128,10 @@ impl ServeConfig {
                 (Service::UdpEcho, DEFAULT_UDP_ECHO_ADDR),
                 (Service::Chat, DEFAULT_CHAT_ADDR),
             ] {
-                listeners.push(ListenerSpec { service, addr: addr.to_string() });
+                listeners.push(ListenerSpec {
+                    service,
+                    addr: addr.to_string(),
+                });
             }
         } else {
             listeners = a.listeners_in_order.clone();
@@ -151,9 +154,9 @@ impl ServeConfig {
 /// it names. Errors are worded for a person: they name what was asked.
 pub fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
     use std::net::ToSocketAddrs;
-    let mut it = addr.to_socket_addrs().map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot resolve {addr}: {e}"))
-    })?;
+    let mut it = addr
+        .to_socket_addrs()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot resolve {addr}: {e}")))?;
     it.next().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,

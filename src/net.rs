@@ -92,7 +92,10 @@ mod tests {
         let mut s = Script(vec![Ok(0)]);
         assert_eq!(read_once(&mut s, &mut buf).unwrap(), ReadOutcome::Eof);
         let mut s = Script(vec![Err(io::ErrorKind::WouldBlock.into())]);
-        assert_eq!(read_once(&mut s, &mut buf).unwrap(), ReadOutcome::WouldBlock);
+        assert_eq!(
+            read_once(&mut s, &mut buf).unwrap(),
+            ReadOutcome::WouldBlock
+        );
         let mut s = Script(vec![Err(io::ErrorKind::ConnectionReset.into())]);
         assert!(read_once(&mut s, &mut buf).is_err());
     }
