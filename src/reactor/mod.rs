@@ -27,6 +27,8 @@
 
 mod source;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 pub mod timers;
 pub mod trace;
 
@@ -259,7 +261,7 @@ impl Server {
         );
         let mut events = Events::with_capacity(1024);
         loop {
-            self.turn(&mut events)?;
+            self.turn(&mut events, None)?;
             if self.drain_finished() {
                 break;
             }
@@ -273,9 +275,13 @@ impl Server {
     }
 
     /// One turn of the loop: wait, dispatch, retry, timers, flush, sweep.
-    /// Public so that tests can drive the loop a turn at a time.
-    pub fn turn(&mut self, events: &mut Events) -> io::Result<()> {
-        let timeout = self.poll_timeout();
+    /// `max_wait` caps the wait (tests drive the loop a turn at a time and
+    /// must never block forever); the server itself passes `None`.
+    pub fn turn(&mut self, events: &mut Events, max_wait: Option<Duration>) -> io::Result<()> {
+        let timeout = match (self.poll_timeout(), max_wait) {
+            (Some(t), Some(cap)) => Some(t.min(cap)),
+            (t, cap) => t.or(cap),
+        };
         let waited_from = Instant::now();
         match self.poll.poll(events, timeout) {
             Ok(()) => {}
