@@ -132,6 +132,8 @@ pub struct Server {
     next_serial: u64,
     /// Sources that ran out of budget with work left: (key, serial).
     still_ready: Vec<(usize, u64)>,
+    /// The other half of `still_ready`'s double buffer (see `retry_still_ready`).
+    retry_scratch: Vec<(usize, u64)>,
     /// Connections with new output to write before the next poll.
     flush_list: Vec<usize>,
     /// Connections marked closing this turn, removed at the sweep.
@@ -219,6 +221,7 @@ impl Server {
             read_buf: vec![0; config::READ_BUF_SIZE],
             next_serial,
             still_ready: Vec::new(),
+            retry_scratch: Vec::new(),
             flush_list: Vec::new(),
             closing: Vec::new(),
             too_slow: Vec::new(),
@@ -933,12 +936,18 @@ impl Server {
         if self.still_ready.is_empty() {
             return;
         }
-        let retry = std::mem::take(&mut self.still_ready);
-        for (key, serial) in retry {
+        // Sources that run out of budget again re-enter `still_ready` while we
+        // iterate, so iterate a swapped-out list; swapping two Vecs back and
+        // forth keeps both allocations alive, so this costs nothing per turn.
+        let mut retry = std::mem::take(&mut self.retry_scratch);
+        std::mem::swap(&mut retry, &mut self.still_ready);
+        for &(key, serial) in &retry {
             if self.sources.get(key).is_some_and(|e| e.serial == serial) {
                 self.dispatch(Token(key), Readiness::RETRY);
             }
         }
+        retry.clear();
+        self.retry_scratch = retry;
     }
 
     fn fire_timers(&mut self) {
