@@ -880,3 +880,55 @@ enum Step {
     Gone,
     Connect,
 }
+
+// ------------------------------------------------------------ the docs
+
+/// The sample session in docs/protocol.md, replayed: the page shows exactly
+/// what the hub says. `A connects`, `A> line` and `A closed` are actions and
+/// a close; `<A line` is a line A receives.
+#[test]
+fn the_sample_session_in_docs_protocol_md_is_what_the_hub_says() {
+    let doc = include_str!("../docs/protocol.md");
+    let start = doc
+        .find("### A sample session")
+        .expect("the sample session section");
+    let block = &doc[start..];
+    let block = &block[block.find("```text\n").expect("its transcript") + 8..];
+    let block = &block[..block.find("```").expect("the end of the transcript")];
+
+    let client = |name: &str| {
+        assert_eq!(name.len(), 1, "clients are single letters: {name:?}");
+        u64::from(name.as_bytes()[0] - b'A' + 1)
+    };
+    let mut chat = Chat::new();
+    let mut expected: Vec<String> = Vec::new();
+    let mut steps = 0;
+    // Each action is checked against the lines that follow it.
+    let mut lines = block.lines().peekable();
+    while let Some(action) = lines.next() {
+        while let Some(line) = lines.next_if(|l| l.starts_with('<') || l.ends_with(" closed")) {
+            expected.push(match line.strip_prefix('<') {
+                Some(rest) => {
+                    let (who, text) = rest.split_once(' ').expect("<X text");
+                    format!("{} {text}", client(who))
+                }
+                None => format!("close {}", client(line.trim_end_matches(" closed"))),
+            });
+        }
+        if let Some(who) = action.strip_suffix(" connects") {
+            chat.hub.handle_connect(id(client(who)), &mut chat.out);
+        } else if let Some((who, text)) = action.split_once("> ") {
+            chat.hub.handle_input(
+                id(client(who)),
+                format!("{text}\n").as_bytes(),
+                &mut chat.out,
+            );
+        } else {
+            panic!("not an action: {action:?}");
+        }
+        assert_eq!(chat.take(), expected, "after {action:?}");
+        expected.clear();
+        steps += 1;
+    }
+    assert!(steps > 10, "the transcript was found and replayed");
+}
