@@ -4,9 +4,13 @@
     python3 scripts/plot_bench.py DIR OUT.svg
 
 Reads DIR/{target}-w{pipeline}-c{conns}-r{run}.json (one `sockloop bench
---json` object each), keeps for every (target, pipeline, conns) the run with
-the median throughput, prints Markdown tables of those runs on stdout, and
-writes OUT.svg: echo throughput and p99 latency against the number of
+--json` object each) and the .cpu file beside each (CPU seconds of the
+server, the bench, the kernel's interrupt work and every other process during
+the run; CPU columns are percentages of one core). For every (target,
+pipeline, conns) it keeps the run with the median throughput among the
+undisturbed runs (others used under 10% of a core; all runs if none was
+undisturbed, marked with *), prints Markdown tables of those runs on stdout,
+and writes OUT.svg: echo throughput and p99 latency against the number of
 connections, one line per pipeline depth.
 
 Standard library only: the SVG is written by hand.
@@ -34,13 +38,25 @@ def load(directory):
             print(f"warning: {path} is empty (the run failed)", file=sys.stderr)
             continue
         report = json.loads(text)
+        cpu = path.with_suffix(".cpu")
+        if cpu.exists():
+            for line in cpu.read_text().splitlines():
+                key, value = line.split()
+                report[key] = float(value)
         key = (m.group(1), int(m.group(2)), int(m.group(3)))
         runs.setdefault(key, []).append(report)
     return runs
 
 
+def disturbed(report):
+    """Other processes used more than 10% of a core during the run (the
+    accounting itself is only good to a few hundredths of a second)."""
+    return report.get("others_cpu_s", 0.0) > 0.10 * report.get("wall_s", report["elapsed_s"])
+
+
 def median_run(reports):
-    ordered = sorted(reports, key=lambda r: r["messages_per_s"])
+    quiet = [r for r in reports if not disturbed(r)] or reports
+    ordered = sorted(quiet, key=lambda r: r["messages_per_s"])
     return ordered[(len(ordered) - 1) // 2]
 
 
@@ -55,18 +71,23 @@ def si(v):
 def table(runs, target):
     unit = "lines delivered/s" if target == "chat" else "messages/s"
     rows = [
-        f"| conns | pipeline | {unit} (median) | min–max of runs | MiB/s | p50 µs | p99 µs | p99.9 µs | max µs | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| conns | pipeline | {unit} (median) | min–max of runs | MiB/s | p50 µs | p99 µs "
+        "| p99.9 µs | max µs | server CPU | bench CPU | kernel irq | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (t, w, c) in sorted(k for k in runs if k[0] == target):
         reps = runs[(t, w, c)]
         m = median_run(reps)
         rates = [r["messages_per_s"] for r in reps]
         errors = sum(r["errors"] for r in reps)
+        mark = "*" if disturbed(m) else ""
+        wall = m.get("wall_s", m["elapsed_s"])
+        cpu = lambda k: f"{100 * m[k] / wall:.0f}%" if k in m else "?"
         rows.append(
-            f"| {c} | {w} | {m['messages_per_s']:,.0f} | {min(rates):,.0f}–{max(rates):,.0f} "
+            f"| {c} | {w} | {m['messages_per_s']:,.0f}{mark} | {min(rates):,.0f}–{max(rates):,.0f} "
             f"| {m['bytes_per_s'] / 2**20:.1f} | {m['latency_p50_us']:.0f} | {m['latency_p99_us']:.0f} "
-            f"| {m['latency_p999_us']:.0f} | {m['latency_max_us']:.0f} | {errors} |"
+            f"| {m['latency_p999_us']:.0f} | {m['latency_max_us']:.0f} | {cpu('server_cpu_s')} "
+            f"| {cpu('bench_cpu_s')} | {cpu('irq_cpu_s')} | {errors} |"
         )
     return "\n".join(rows)
 

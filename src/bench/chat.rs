@@ -3,7 +3,8 @@
 //! `--pipeline` lines in flight; every client receives and checks every line
 //! relayed to it, and its latency from the sender's timestamp.
 //!
-//! Setup (not timed): connect everyone, read each welcome line to learn the
+//! Setup (not timed): connect everyone (at most [`CHAT_UNWELCOMED_MAX`]
+//! waiting for their welcome at once), read each welcome line to learn the
 //! client's nickname (`guestK`), and wait until every client has seen the
 //! join notice of every client that came after it, so that no join notice is
 //! still on its way when the clock starts.
@@ -28,13 +29,14 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use mio::{Interest, Token};
 
 use super::payload::Format;
 use super::report::{Progress, Tally};
-use super::tcp::{connect_all, OutStream};
+use super::tcp::{connect_error, OutStream};
 use super::{
     new_poll, poll_once, Clock, Plan, Schedule, Turn, CHAT_MAX_SENDERS, CHAT_SETUP_TIMEOUT,
-    DRAIN_TIMEOUT,
+    CHAT_UNWELCOMED_MAX, DRAIN_TIMEOUT,
 };
 use crate::net::{read_once, ReadOutcome};
 
@@ -70,12 +72,13 @@ impl LineBuf {
     }
 
     /// Read what `src` has and call `on_line` for every complete line
-    /// (`Some(line)`) or every overlong line skipped (`None`).
+    /// (`Some(line)`) or every overlong line skipped (`None`). A socket
+    /// error (a refused connect, a reset) is returned as `Err`.
     pub fn read_from<R: Read>(
         &mut self,
         src: &mut R,
         mut on_line: impl FnMut(Option<&[u8]>),
-    ) -> Inbox {
+    ) -> io::Result<Inbox> {
         loop {
             if self.end == self.buf.len() {
                 if self.start > 0 {
@@ -94,8 +97,9 @@ impl LineBuf {
             let space = self.buf.len() - self.end;
             let n = match read_once(src, &mut self.buf[self.end..]) {
                 Ok(ReadOutcome::Data(n)) => n,
-                Ok(ReadOutcome::WouldBlock) => return Inbox::Drained,
-                Ok(ReadOutcome::Eof) | Err(_) => return Inbox::Closed,
+                Ok(ReadOutcome::WouldBlock) => return Ok(Inbox::Drained),
+                Ok(ReadOutcome::Eof) => return Ok(Inbox::Closed),
+                Err(e) => return Err(e),
             };
             let mut scan = self.end;
             self.end += n;
@@ -117,7 +121,7 @@ impl LineBuf {
             // A read that did not fill the space emptied the socket; later
             // bytes raise a new edge.
             if n < space {
-                return Inbox::Drained;
+                return Ok(Inbox::Drained);
             }
         }
     }
@@ -373,31 +377,30 @@ fn setup_error(plan: &Plan, what: String) -> io::Error {
 }
 
 /// Connect everyone and wait until every welcome and join notice is in.
+///
+/// A client counts as connected when its welcome line arrives, not when the
+/// kernel completes its handshake: a handshake completes before the server
+/// accepts, and a connection the server has not accepted yet waits in its
+/// listen backlog (128 by default). When that backlog is full the kernel
+/// drops handshakes, and with SYN cookies a client that sends nothing (as a
+/// chat client waiting for its welcome) is never told. So at most
+/// [`CHAT_UNWELCOMED_MAX`] clients wait for their welcome at once, and the
+/// next ones connect as welcomes arrive.
 fn set_up(
     plan: &Plan,
     poll: &mut mio::Poll,
     events: &mut mio::Events,
     book: &mut Book,
 ) -> io::Result<Vec<Option<Client>>> {
-    let streams = connect_all(poll, events, plan.addr, plan.conns)?;
+    let n = plan.conns;
     let capacity = (2 * (plan.size + 64)).max(4096);
-    let mut clients: Vec<Option<Client>> = streams
-        .into_iter()
-        .map(|stream| {
-            Some(Client {
-                stream,
-                inbox: LineBuf::new(capacity),
-                guest: None,
-                joins_seen: 0,
-            })
-        })
-        .collect();
+    let mut clients: Vec<Option<Client>> = Vec::with_capacity(n);
     let deadline = Instant::now() + CHAT_SETUP_TIMEOUT;
     let mut welcomed = 0;
     // For each client, how many of ours joined after it (known once all are
     // welcomed; guests are numbered in connection order).
     let mut joins_due: Option<Vec<usize>> = None;
-    let mut ready: Vec<usize> = (0..clients.len()).collect();
+    let mut ready: Vec<usize> = Vec::new();
     loop {
         for &i in &ready {
             let Some(Client {
@@ -433,11 +436,16 @@ fn set_up(
                     format!("expected a welcome line, got {line:?}"),
                 ));
             }
-            if state == Inbox::Closed {
-                return Err(setup_error(
-                    plan,
-                    "the server closed a connection during setup".into(),
-                ));
+            match state {
+                Ok(Inbox::Drained) => {}
+                // Before the welcome, an error is the connect failing.
+                Err(e) if guest.is_none() => return Err(connect_error(plan.addr, e)),
+                _ => {
+                    return Err(setup_error(
+                        plan,
+                        "the server closed a connection during setup".into(),
+                    ))
+                }
             }
             if let Some(g) = *guest {
                 if !book.by_guest.contains_key(&g) {
@@ -446,14 +454,32 @@ fn set_up(
                 }
             }
         }
-        if joins_due.is_none() && welcomed == clients.len() {
+        // Open the next connections now, before waiting: welcomes that just
+        // arrived made room, and no event would come to make it later.
+        while clients.len() < n && clients.len() - welcomed < CHAT_UNWELCOMED_MAX {
+            let mut stream =
+                TcpStream::connect(plan.addr).map_err(|e| connect_error(plan.addr, e))?;
+            poll.registry().register(
+                &mut stream,
+                Token(clients.len()),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            stream.set_nodelay(true)?;
+            clients.push(Some(Client {
+                stream,
+                inbox: LineBuf::new(capacity),
+                guest: None,
+                joins_seen: 0,
+            }));
+        }
+        if joins_due.is_none() && welcomed == n {
             let mut order: Vec<(u64, usize)> = clients
                 .iter()
                 .enumerate()
                 .filter_map(|(i, c)| Some((c.as_ref()?.guest?, i)))
                 .collect();
             order.sort_unstable();
-            let mut due = vec![0; clients.len()];
+            let mut due = vec![0; n];
             for (rank, &(_, i)) in order.iter().enumerate() {
                 due[i] = order.len() - 1 - rank;
             }
@@ -473,9 +499,8 @@ fn set_up(
             return Err(setup_error(
                 plan,
                 format!(
-                    "setup did not settle within {} s ({welcomed} of {} clients welcomed)",
+                    "setup did not settle within {} s ({welcomed} of {n} clients welcomed)",
                     CHAT_SETUP_TIMEOUT.as_secs(),
-                    clients.len()
                 ),
             ));
         }
@@ -533,7 +558,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
                         Some(line) => book_ref.on_line(r, line, &turn, tally_ref),
                         None => tally_ref.ignored += 1,
                     });
-                if state == Inbox::Closed {
+                if !matches!(state, Ok(Inbox::Drained)) {
                     drop_client(&mut clients, &mut book, r, &mut tally);
                     continue;
                 }
@@ -607,7 +632,7 @@ mod tests {
         let data = b"ab\ncd\nthis-is-too-long\nok\npart";
         let mut src = Cursor::new(&data[..]);
         let state = lb.read_from(&mut src, |l| got.push(l.map(<[u8]>::to_vec)));
-        assert_eq!(state, Inbox::Closed); // a Cursor ends: EOF
+        assert_eq!(state.unwrap(), Inbox::Closed); // a Cursor ends: EOF
         assert_eq!(
             got,
             [

@@ -45,10 +45,14 @@ use report::{Progress, Report, Tally};
 
 /// How long all connections together may take to be established.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Non-blocking connects in progress at once. The server's listen backlog is
-/// finite; a connect storm past it costs SYN retransmits (a second each), so
-/// the bench opens connections in waves of this many.
-pub const CONNECTS_IN_FLIGHT: usize = 128;
+/// Non-blocking connects in progress at once: half the listen backlog most
+/// servers use (128, mio's and std's default). A connect storm past a full
+/// backlog costs SYN retransmits (a second and more each), so the bench opens
+/// connections in waves of this many.
+pub const CONNECTS_IN_FLIGHT: usize = 64;
+/// Chat clients connected but not yet welcomed, at once (see `chat`'s setup:
+/// a completed handshake is not yet an accepted connection).
+pub const CHAT_UNWELCOMED_MAX: usize = 64;
 /// How long, after the deadline, the bench waits for TCP answers in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// A UDP datagram not answered within this is counted as lost (and its slot
