@@ -23,6 +23,8 @@
 //! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
 //! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.
 //! - [`bench`](mod@bench): the load generator.
+//! - [`testing`]: naive models and invariant checks of the protocol state
+//!   machines, shared by the fuzz targets (fuzz/) and the property tests.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -35,3 +37,4 @@ pub mod config;
 pub mod net;
 pub mod protocol;
 pub mod reactor;
+pub mod testing;
