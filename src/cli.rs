@@ -207,7 +207,7 @@ fn parse_positive(s: &str) -> Result<usize, String> {
 /// Seconds as a non-negative, finite number (fractions allowed: `0.5`).
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v <= 1e9 => Ok(v),
+        Ok(v) if (0.0..=1e9).contains(&v) => Ok(v),
         Ok(_) => Err("must be a number of seconds from 0 to 1e9".into()),
         Err(e) => Err(e.to_string()),
     }

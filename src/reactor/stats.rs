@@ -1,0 +1,60 @@
+//! The server's counters: what the limits and the peers did. Plain integers
+//! bumped on the loop thread (no atomics: one thread owns them), logged at
+//! info every `--stats-interval` and once at shutdown.
+
+use std::fmt;
+
+/// Counters since start-up. `conns_open` is a level, the rest only grow.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// TCP connections open now.
+    pub conns_open: u64,
+    /// TCP connections accepted and served.
+    pub conns_accepted: u64,
+    /// TCP connections accepted and closed at once because of `--max-conns`.
+    pub conns_rejected: u64,
+    /// Bytes read from TCP connections.
+    pub bytes_in: u64,
+    /// Bytes written to TCP connections.
+    pub bytes_out: u64,
+    /// Chat lines queued to clients (one per recipient).
+    pub lines_relayed: u64,
+    /// Chat clients disconnected because their output passed `--out-limit`.
+    pub slow_disconnects: u64,
+    /// TCP connections closed after `--idle-timeout` of silence.
+    pub idle_closes: u64,
+    /// Times accepting stopped for a while because file descriptors ran out.
+    pub accept_backoffs: u64,
+    /// UDP datagrams received.
+    pub datagrams_in: u64,
+    /// UDP replies sent.
+    pub datagrams_out: u64,
+    /// UDP datagrams dropped by the source-port guard.
+    pub datagrams_guarded: u64,
+    /// UDP replies dropped because the reply queue was full or sending failed.
+    pub datagrams_dropped: u64,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "conns_open={} conns_accepted={} conns_rejected={} bytes_in={} bytes_out={} \
+             lines_relayed={} slow_disconnects={} idle_closes={} accept_backoffs={} \
+             datagrams_in={} datagrams_out={} datagrams_guarded={} datagrams_dropped={}",
+            self.conns_open,
+            self.conns_accepted,
+            self.conns_rejected,
+            self.bytes_in,
+            self.bytes_out,
+            self.lines_relayed,
+            self.slow_disconnects,
+            self.idle_closes,
+            self.accept_backoffs,
+            self.datagrams_in,
+            self.datagrams_out,
+            self.datagrams_guarded,
+            self.datagrams_dropped,
+        )
+    }
+}

@@ -1,0 +1,175 @@
+//! Reactor tests that need the loop's insides: driving one batch of events by
+//! hand to show that a closed connection's stale event cannot reach the
+//! connection that takes its slab slot.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Token};
+
+use super::*;
+use crate::config::{ListenerSpec, ServeConfig, Service};
+
+fn echo_config() -> ServeConfig {
+    ServeConfig {
+        listeners: vec![ListenerSpec {
+            service: Service::TcpEcho,
+            addr: "127.0.0.1:0".into(),
+        }],
+        max_conns: 100,
+        max_line: 4096,
+        out_limit: 1 << 20,
+        idle_timeout: None,
+        shutdown_grace: Duration::from_secs(1),
+        stats_interval: None,
+        trace_events: None,
+    }
+}
+
+/// Slab keys of the open connections.
+fn conn_keys(server: &Server) -> Vec<usize> {
+    server
+        .sources
+        .iter()
+        .filter(|(_, e)| matches!(e.source, Source::Conn(_)))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Turn the loop until `done` holds, at most 5 seconds.
+fn turn_until(server: &mut Server, mut done: impl FnMut(&Server) -> bool) {
+    let mut events = Events::with_capacity(64);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done(server) {
+        assert!(Instant::now() < deadline, "condition not reached");
+        server
+            .turn(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+}
+
+fn bytes_in(server: &Server, key: usize) -> u64 {
+    match &server.sources[key].source {
+        Source::Conn(c) => c.bytes_in,
+        _ => panic!("not a connection"),
+    }
+}
+
+#[test]
+fn a_stale_event_never_reaches_the_connection_that_reuses_the_slot() {
+    let mut server = Server::bind(echo_config()).unwrap();
+    let listener_key = server.endpoints[0];
+    let addr = server.local_addrs()[0].1;
+
+    let mut a = TcpStream::connect(addr).unwrap();
+    turn_until(&mut server, |s| conn_keys(s).len() == 1);
+    let key_a = conn_keys(&server)[0];
+    a.write_all(b"from A").unwrap();
+
+    // One batch, played by hand: A is closed (say its earlier event found
+    // an error), then the listener's event accepts B, then A's own readable
+    // event for "from A" arrives -- the stale event of the trap.
+    server.close_conn(key_a, CloseReason::Error("closed in this batch".into()));
+    let mut b = TcpStream::connect(addr).unwrap();
+    server.accept_ready(listener_key);
+    let key_b = *conn_keys(&server)
+        .iter()
+        .find(|&&k| k != key_a)
+        .expect("B accepted");
+    assert_ne!(
+        key_b, key_a,
+        "A's slot is not free until the sweep, so B cannot take it"
+    );
+    server.dispatch(
+        Token(key_a),
+        Readiness {
+            readable: true,
+            writable: true,
+            read_closed: false,
+        },
+    );
+    assert_eq!(bytes_in(&server, key_b), 0, "A's event did not reach B");
+    assert_eq!(
+        bytes_in(&server, key_a),
+        0,
+        "a closing connection is not read"
+    );
+    server.flush_pending();
+    server.sweep();
+    assert!(
+        server.sources.get(key_a).is_none(),
+        "A left the slab at the sweep"
+    );
+
+    // After the sweep the slot is reused, and the newcomer starts clean.
+    let mut c = TcpStream::connect(addr).unwrap();
+    turn_until(&mut server, |s| conn_keys(s).len() == 2);
+    assert!(conn_keys(&server).contains(&key_a), "C reused A's slot");
+    assert_eq!(bytes_in(&server, key_a), 0);
+
+    // B and C each get exactly their own bytes back, nothing of A's.
+    b.write_all(b"from B").unwrap();
+    c.write_all(b"from C").unwrap();
+    for (stream, expected) in [(&mut b, b"from B"), (&mut c, b"from C")] {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < expected.len() {
+            assert!(Instant::now() < deadline, "no echo");
+            let mut events = Events::with_capacity(64);
+            server
+                .turn(&mut events, Some(Duration::from_millis(10)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            match stream.read(&mut buf) {
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(&got, expected);
+    }
+    // A was closed: it reads end of stream or a reset, never an echo.
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    match a.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0, "A got data after it was closed"),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+    }
+}
+
+#[test]
+fn idle_echo_connections_hold_no_buffer() {
+    let mut server = Server::bind(echo_config()).unwrap();
+    let addr = server.local_addrs()[0].1;
+    let mut a = TcpStream::connect(addr).unwrap();
+    a.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut events = Events::with_capacity(64);
+        server
+            .turn(&mut events, Some(Duration::from_millis(10)))
+            .unwrap();
+        if a.read(&mut one).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no echo");
+    }
+    let key = conn_keys(&server)[0];
+    let Source::Conn(conn) = &server.sources[key].source else {
+        unreachable!()
+    };
+    let Proto::Echo(echo) = &conn.proto else {
+        unreachable!()
+    };
+    assert!(
+        !echo.holds_buffer(),
+        "the backlog buffer went back to the pool"
+    );
+    assert_eq!(server.pool.spare_count(), 1);
+}
