@@ -74,7 +74,7 @@ pub fn run(args: &ChatArgs) -> io::Result<()> {
         if nick.is_empty() || nick.contains(|c: char| c.is_control()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("invalid nickname {nick:?}: it must be one word on one line"),
+                format!("invalid nickname {nick:?}: empty, or not on one line"),
             ));
         }
     }

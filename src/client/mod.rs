@@ -185,7 +185,7 @@ pub fn update_interest(
 }
 
 /// Append one received line, made safe for a terminal, and its LF to the
-/// lines waiting for [`print`].
+/// lines waiting for [`print()`].
 pub fn add_line(to_print: &mut Vec<u8>, line: &[u8]) {
     to_print.extend_from_slice(lines::printable(line).as_bytes());
     to_print.push(b'\n');

@@ -14,7 +14,10 @@
 //!   needs no `unsafe` either, but reading it and setting the flag would).
 //!   `O_NONBLOCK` belongs to the open file description, which the duplicate
 //!   shares with fd 0 (and with any process that inherited it), so it is
-//!   switched off again when [`Stdin`] is dropped.
+//!   switched off again when [`Stdin`] is dropped. (A client killed by a
+//!   signal leaves it on; for a pipe only another reader of the very same
+//!   pipe could notice, which is one more reason terminals take the other
+//!   path.)
 //!
 //! - **Read on a helper thread** (stdin is a terminal, a regular file,
 //!   `/dev/null`, or anything else): a thread does blocking reads and hands
@@ -84,18 +87,20 @@ impl Stdin {
     /// Make stdin a source of events for `token` in `registry`.
     pub fn register(registry: &Registry, token: Token) -> io::Result<Stdin> {
         if let Some(mut pipe) = pollable_stdin() {
-            pipe.set_nonblocking(true)?;
-            match registry.register(&mut pipe, token, Interest::READABLE) {
+            let registered = pipe
+                .set_nonblocking(true)
+                .and_then(|()| registry.register(&mut pipe, token, Interest::READABLE));
+            match registered {
                 Ok(()) => {
                     log::debug!("stdin: registered with epoll (pipe, FIFO or socket)");
                     return Ok(Stdin {
                         source: Source::Polled(pipe),
                     });
                 }
-                // Not expected for a pipe or socket, but if epoll says no,
-                // the thread is always there.
+                // Not expected for a pipe or socket, but if it fails, the
+                // thread is always there.
                 Err(e) => {
-                    log::debug!("stdin: epoll refused it ({e}); using a helper thread");
+                    log::debug!("stdin: cannot poll it ({e}); using a helper thread");
                     let _ = pipe.set_nonblocking(false);
                 }
             }
