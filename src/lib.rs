@@ -22,7 +22,7 @@
 //! - [`buffer`]: bounded byte queues and shared lines for fan-out.
 //! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
 //! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.
-//! - [`bench`]: the load generator.
+//! - [`bench`](mod@bench): the load generator.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]

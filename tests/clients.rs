@@ -322,7 +322,6 @@ fn chat_to_a_closed_port_fails_with_one_line() {
 /// `--nick` against the real chat service: everyone in the room sees the
 /// rename, and A's lines carry the new name.
 #[test]
-#[ignore = "waits for /nick in the chat hub (issue 3); main's minimal hub relays it as text"]
 fn chat_nick_renames_before_the_first_line() {
     let server = chat_server();
     let (mut b, _) = ChatClient::join(server.addr("chat"));

@@ -1,19 +1,59 @@
-//! Line framing, sans-IO: bytes in any chunking go in, complete lines come
-//! out. (Minimal version; issue 3 completes it.)
+//! Line framing, sans-IO: a byte stream in any chunking goes in, LF-terminated
+//! lines come out, each at most `max_line` bytes long.
+//!
+//! The framer is on the hot path of the chat server, so it copies as little as
+//! it can. A complete line that lies inside one input chunk is returned as a
+//! slice of that chunk, never copied. Only the unfinished tail of a chunk is
+//! copied into the framer's own buffer, to be completed by the next chunk.
+//! That buffer never holds more than `max_line + 1` bytes (the line plus a CR
+//! that may turn out to precede its LF): a line that grows past that is known
+//! to be too long, is reported at once as [`LineEvent::TooLong`], and the
+//! framer then discards input up to the next LF, however far away it is.
+//!
+//! Line endings: LF ends a line; one CR right before the LF is dropped, so
+//! `nc` and `telnet` (CRLF) and Unix tools (LF) both work. A CR anywhere else
+//! is part of the line.
+//!
+//! Use it as a cursor: call [`LineFramer::next_event`] until it returns
+//! `None` (the chunk is used up), then feed the next chunk. Each event borrows
+//! the framer only until the next call, so the caller can act on a line
+//! before asking for the next one. At end of input, [`LineFramer::finish`]
+//! returns a final line that had no LF, as `nc` sends it.
 
-/// What the framer found.
-#[derive(Debug, PartialEq, Eq)]
+/// What the framer found in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineEvent<'a> {
-    /// A complete line, without its LF (and without a CR before it).
+    /// A complete line of at most `max_line` bytes, without its LF (and
+    /// without the CR before it). It may be empty.
     Line(&'a [u8]),
-    /// A line longer than the limit was skipped up to its LF.
+    /// A line longer than `max_line` was found. It is reported once, as soon
+    /// as it is known to be too long; the rest of it, up to and including its
+    /// LF, is discarded.
     TooLong,
 }
 
+/// Above this capacity, the buffer of a finished partial line is freed rather
+/// than kept, so an idle connection that once sent a long split line does
+/// not hold `max_line` bytes forever. Below it, the buffer is kept, so a
+/// client that sends every line in small pieces (telnet in character mode)
+/// does not cost an allocation per line.
+const KEEP_PARTIAL_CAPACITY: usize = 512;
+
 /// Splits a byte stream into LF-terminated lines of at most `max_line` bytes.
+///
+/// [`Default`] gives a framer with `max_line` 0 that holds no memory; it is
+/// meant as a placeholder for [`std::mem::take`].
+#[derive(Debug, Default)]
 pub struct LineFramer {
     max_line: usize,
+    /// The start of a line whose LF has not arrived yet; at most
+    /// `max_line + 1` bytes. After a [`LineEvent::Line`] borrowed from it,
+    /// it holds that finished line until the next call.
     partial: Vec<u8>,
+    /// `partial` holds a finished line that was handed out; clear it first
+    /// thing on the next call.
+    partial_is_finished_line: bool,
+    /// Skipping the rest of a too-long line (already reported) up to its LF.
     discarding: bool,
 }
 
@@ -22,44 +62,357 @@ impl LineFramer {
     pub fn new(max_line: usize) -> LineFramer {
         LineFramer {
             max_line,
-            partial: Vec::new(),
-            discarding: false,
+            ..LineFramer::default()
         }
     }
 
-    /// Feed bytes; `on_event` is called for each line or error found.
-    pub fn push(&mut self, mut data: &[u8], mut on_event: impl FnMut(LineEvent<'_>)) {
-        while !data.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    if self.discarding {
-                        self.discarding = false;
-                        on_event(LineEvent::TooLong);
-                    } else {
-                        self.partial.extend_from_slice(&data[..i]);
-                        if self.partial.last() == Some(&b'\r') {
-                            self.partial.pop();
-                        }
-                        if self.partial.len() > self.max_line {
-                            on_event(LineEvent::TooLong);
-                        } else {
-                            on_event(LineEvent::Line(&self.partial));
-                        }
-                        self.partial.clear();
-                    }
-                    data = &data[i + 1..];
-                }
-                None => {
-                    if !self.discarding {
-                        self.partial.extend_from_slice(data);
-                        if self.partial.len() > self.max_line + 1 {
-                            self.partial.clear();
-                            self.discarding = true;
-                        }
-                    }
-                    data = &[];
-                }
+    /// The longest line accepted, without its ending.
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
+    /// Bytes of an unfinished line held now (never more than `max_line + 1`).
+    pub fn buffered(&self) -> usize {
+        if self.partial_is_finished_line {
+            0
+        } else {
+            self.partial.len()
+        }
+    }
+
+    /// Whether the framer is skipping the rest of a too-long line.
+    pub fn is_discarding(&self) -> bool {
+        self.discarding
+    }
+
+    /// The next line or error in `input`, advancing `input` past what was
+    /// used. `None` means the input is used up (its unfinished tail, if any,
+    /// is kept for the next chunk).
+    ///
+    /// The returned event borrows the framer (or the input) only until the
+    /// next call, so this is a cursor: act on each event, then call again.
+    pub fn next_event<'s, 'd: 's>(&'s mut self, input: &mut &'d [u8]) -> Option<LineEvent<'s>> {
+        if self.partial_is_finished_line {
+            self.partial_is_finished_line = false;
+            self.release_partial();
+        }
+        loop {
+            let data: &'d [u8] = input;
+            if data.is_empty() {
+                return None;
             }
+            let Some(lf) = data.iter().position(|&b| b == b'\n') else {
+                // No LF in the rest of the chunk: it is the start (or more)
+                // of an unfinished line.
+                *input = &[];
+                if self.discarding {
+                    return None;
+                }
+                if self.partial.len() + data.len() > self.max_line.saturating_add(1) {
+                    self.release_partial();
+                    self.discarding = true;
+                    return Some(LineEvent::TooLong);
+                }
+                self.append_partial(data);
+                return None;
+            };
+            *input = &data[lf + 1..];
+            let head = &data[..lf];
+            if self.discarding {
+                // The LF that ends a too-long line, reported when it began.
+                self.discarding = false;
+                continue;
+            }
+            if self.partial.is_empty() {
+                // The whole line is in this chunk: hand out a slice of it.
+                let line = strip_cr(head);
+                if line.len() > self.max_line {
+                    return Some(LineEvent::TooLong);
+                }
+                return Some(LineEvent::Line(line));
+            }
+            // This LF finishes the line kept from earlier chunks.
+            let ends_with_cr = head.last().or(self.partial.last()) == Some(&b'\r');
+            let len = self.partial.len() + head.len() - usize::from(ends_with_cr);
+            if len > self.max_line {
+                self.release_partial();
+                return Some(LineEvent::TooLong);
+            }
+            self.append_partial(head);
+            if ends_with_cr {
+                self.partial.pop();
+            }
+            self.partial_is_finished_line = true;
+            return Some(LineEvent::Line(&self.partial));
+        }
+    }
+
+    /// The input has ended: the unfinished line, if any, is a final line
+    /// (with a trailing CR dropped), or too long. The framer is then empty.
+    pub fn finish(&mut self) -> Option<LineEvent<'_>> {
+        if self.partial_is_finished_line {
+            self.partial_is_finished_line = false;
+            self.release_partial();
+        }
+        if self.discarding {
+            // Already reported when it began.
+            self.discarding = false;
+            return None;
+        }
+        if self.partial.is_empty() {
+            return None;
+        }
+        if self.partial.last() == Some(&b'\r') {
+            self.partial.pop();
+        }
+        if self.partial.len() > self.max_line {
+            self.release_partial();
+            return Some(LineEvent::TooLong);
+        }
+        self.partial_is_finished_line = true;
+        Some(LineEvent::Line(&self.partial))
+    }
+
+    /// Feed one chunk and call `on_event` for each line or error in it: a
+    /// convenience over [`next_event`](Self::next_event) for callers that
+    /// need nothing else borrowed while they handle a line.
+    pub fn push(&mut self, mut data: &[u8], mut on_event: impl FnMut(LineEvent<'_>)) {
+        while let Some(event) = self.next_event(&mut data) {
+            on_event(event);
+        }
+    }
+
+    /// Append to the unfinished line, growing its buffer by doubling but
+    /// never past `max_line + 1` bytes (the most it can ever need to hold).
+    fn append_partial(&mut self, bytes: &[u8]) {
+        let needed = self.partial.len() + bytes.len();
+        if needed > self.partial.capacity() {
+            let target = needed
+                .max(self.partial.capacity() * 2)
+                .max(64)
+                .min(self.max_line.saturating_add(1))
+                .max(needed);
+            self.partial.reserve_exact(target - self.partial.len());
+        }
+        self.partial.extend_from_slice(bytes);
+    }
+
+    fn release_partial(&mut self) {
+        if self.partial.capacity() > KEEP_PARTIAL_CAPACITY {
+            self.partial = Vec::new();
+        } else {
+            self.partial.clear();
+        }
+    }
+}
+
+/// The line without one CR at its end.
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the framer reports, owned, for comparing.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Owned {
+        Line(Vec<u8>),
+        TooLong,
+    }
+
+    fn own(event: LineEvent<'_>) -> Owned {
+        match event {
+            LineEvent::Line(l) => Owned::Line(l.to_vec()),
+            LineEvent::TooLong => Owned::TooLong,
+        }
+    }
+
+    /// Feed `chunks` then end the input; every event, and the most bytes the
+    /// framer ever held.
+    fn frame(max_line: usize, chunks: &[&[u8]]) -> (Vec<Owned>, usize) {
+        let mut framer = LineFramer::new(max_line);
+        let mut events = Vec::new();
+        let mut most_held = 0;
+        for chunk in chunks {
+            framer.push(chunk, |e| events.push(own(e)));
+            most_held = most_held.max(framer.partial.len());
+        }
+        if let Some(e) = framer.finish() {
+            events.push(own(e));
+        }
+        (events, most_held)
+    }
+
+    /// The obvious splitter, on the whole input at once: the model the
+    /// framer must agree with.
+    fn reference(max_line: usize, input: &[u8], at_end: bool) -> Vec<Owned> {
+        let mut events = Vec::new();
+        let mut pieces: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        let tail = pieces.pop().unwrap_or(&[]);
+        let judge = |piece: &[u8]| {
+            let line = piece.strip_suffix(b"\r").unwrap_or(piece);
+            if line.len() > max_line {
+                Owned::TooLong
+            } else {
+                Owned::Line(line.to_vec())
+            }
+        };
+        for piece in pieces {
+            events.push(judge(piece));
+        }
+        if at_end && !tail.is_empty() {
+            events.push(judge(tail));
+        } else if !at_end && tail.len() > max_line + 1 {
+            // Known to be too long before its LF arrives.
+            events.push(Owned::TooLong);
+        }
+        events
+    }
+
+    #[test]
+    fn splits_lines_and_drops_one_cr_before_lf() {
+        let (events, _) = frame(10, &[b"a\nbc\r\n\n\r\nx\ry\n"]);
+        assert_eq!(
+            events,
+            vec![
+                Owned::Line(b"a".to_vec()),
+                Owned::Line(b"bc".to_vec()),
+                Owned::Line(b"".to_vec()),
+                Owned::Line(b"".to_vec()),
+                Owned::Line(b"x\ry".to_vec()),
+            ]
+        );
+        let (events, _) = frame(10, &[b"a\r\r\n"]);
+        assert_eq!(events, vec![Owned::Line(b"a\r".to_vec())]);
+    }
+
+    #[test]
+    fn joins_a_line_split_over_chunks_and_a_cr_split_from_its_lf() {
+        let (events, _) = frame(10, &[b"he", b"l", b"lo\r", b"\nwor", b"ld\n"]);
+        assert_eq!(
+            events,
+            vec![
+                Owned::Line(b"hello".to_vec()),
+                Owned::Line(b"world".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_of_exactly_max_line_passes_and_one_more_byte_does_not() {
+        let (events, _) = frame(3, &[b"abc\nabcd\nabc\r\n"]);
+        assert_eq!(
+            events,
+            vec![
+                Owned::Line(b"abc".to_vec()),
+                Owned::TooLong,
+                Owned::Line(b"abc".to_vec())
+            ]
+        );
+        let (events, _) = frame(3, &[b"ab", b"c\r", b"\nab", b"cd\n"]);
+        assert_eq!(events, vec![Owned::Line(b"abc".to_vec()), Owned::TooLong]);
+    }
+
+    #[test]
+    fn a_too_long_line_is_reported_once_and_skipped_to_its_lf() {
+        let mut framer = LineFramer::new(4);
+        let mut events = Vec::new();
+        framer.push(b"ok\n0123", |e| events.push(own(e)));
+        framer.push(b"45678", |e| events.push(own(e)));
+        assert!(framer.is_discarding());
+        for _ in 0..1000 {
+            framer.push(&[b'x'; 1000], |e| events.push(own(e)));
+            assert_eq!(framer.buffered(), 0, "a skipped line is not kept");
+        }
+        framer.push(b"yyy\nnext\n", |e| events.push(own(e)));
+        assert_eq!(
+            events,
+            vec![
+                Owned::Line(b"ok".to_vec()),
+                Owned::TooLong,
+                Owned::Line(b"next".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn finish_returns_a_final_line_without_lf() {
+        assert_eq!(
+            frame(10, &[b"a\nlast"]).0.last(),
+            Some(&Owned::Line(b"last".to_vec()))
+        );
+        assert_eq!(
+            frame(10, &[b"last\r"]).0,
+            vec![Owned::Line(b"last".to_vec())]
+        );
+        assert_eq!(frame(10, &[b"a\n"]).0, vec![Owned::Line(b"a".to_vec())]);
+        assert_eq!(frame(2, &[b"abc"]).0, vec![Owned::TooLong]);
+        assert_eq!(frame(2, &[b"abcdef"]).0, vec![Owned::TooLong]);
+    }
+
+    #[test]
+    fn lines_inside_a_chunk_are_not_copied() {
+        let input = b"one\ntwo\n";
+        let mut framer = LineFramer::new(10);
+        let mut rest = &input[..];
+        let Some(LineEvent::Line(line)) = framer.next_event(&mut rest) else {
+            panic!("expected a line");
+        };
+        assert_eq!(line.as_ptr(), input.as_ptr(), "a slice of the input");
+        assert_eq!(framer.partial.capacity(), 0, "no buffer allocated");
+    }
+
+    #[test]
+    fn a_long_finished_partial_line_gives_its_buffer_back() {
+        let mut framer = LineFramer::new(4096);
+        framer.push(&[b'a'; 3000], |_| {});
+        framer.push(b"\n", |_| {});
+        framer.push(b"", |_| {});
+        assert_eq!(framer.partial.capacity(), 0);
+    }
+
+    proptest! {
+        /// Any chunking of any input gives the reference splitter's events,
+        /// and the framer never holds more than `max_line + 1` bytes.
+        #[test]
+        fn any_chunking_agrees_with_the_reference(
+            input in proptest::collection::vec(
+                prop_oneof![4 => Just(b'a'), 2 => Just(b'\n'), 2 => Just(b'\r'), 1 => any::<u8>()],
+                0..200,
+            ),
+            cuts in proptest::collection::vec(0usize..200, 0..20),
+            max_line in 0usize..12,
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+            cuts.push(0);
+            cuts.push(input.len());
+            cuts.sort_unstable();
+            let chunks: Vec<&[u8]> = cuts.windows(2).map(|w| &input[w[0]..w[1]]).collect();
+            let (events, most_held) = frame(max_line, &chunks);
+            prop_assert_eq!(events, reference(max_line, &input, true));
+            prop_assert!(most_held <= max_line + 1, "held {} bytes", most_held);
+        }
+
+        /// Before the input ends, exactly the lines whose LF arrived (and a
+        /// tail already too long) are reported.
+        #[test]
+        fn before_the_end_only_finished_lines_are_reported(
+            input in proptest::collection::vec(
+                prop_oneof![4 => Just(b'b'), 1 => Just(b'\n'), 1 => Just(b'\r')],
+                0..100,
+            ),
+            split in 0usize..100,
+            max_line in 0usize..8,
+        ) {
+            let split = split.min(input.len());
+            let mut framer = LineFramer::new(max_line);
+            let mut events = Vec::new();
+            framer.push(&input[..split], |e| events.push(own(e)));
+            framer.push(&input[split..], |e| events.push(own(e)));
+            prop_assert_eq!(events, reference(max_line, &input, false));
         }
     }
 }

@@ -132,6 +132,8 @@ pub struct Server {
     next_serial: u64,
     /// Sources that ran out of budget with work left: (key, serial).
     still_ready: Vec<(usize, u64)>,
+    /// The other half of `still_ready`'s double buffer (see `retry_still_ready`).
+    retry_scratch: Vec<(usize, u64)>,
     /// Connections with new output to write before the next poll.
     flush_list: Vec<usize>,
     /// Connections marked closing this turn, removed at the sweep.
@@ -219,6 +221,7 @@ impl Server {
             read_buf: vec![0; config::READ_BUF_SIZE],
             next_serial,
             still_ready: Vec::new(),
+            retry_scratch: Vec::new(),
             flush_list: Vec::new(),
             closing: Vec::new(),
             too_slow: Vec::new(),
@@ -562,6 +565,7 @@ impl Server {
                 last_input: self.now,
                 bytes_in: 0,
                 bytes_out: 0,
+                lingering: false,
             }),
         });
         self.stats.conns_open += 1;
@@ -590,8 +594,15 @@ impl Server {
             let Source::Conn(conn) = &mut self.sources[key].source else {
                 return;
             };
-            if conn.closing.is_some() || self.phase != Phase::Running {
+            if conn.closing.is_some() {
                 return;
+            }
+            if conn.lingering {
+                self.linger_read(key);
+                return;
+            }
+            if self.phase != Phase::Running {
+                return; // draining: no new input, only flushing
             }
             let allowance = match &conn.proto {
                 Proto::Echo(e) => e.read_allowance(),
@@ -709,8 +720,12 @@ impl Server {
             let Source::Conn(conn) = &mut self.sources[key].source else {
                 continue;
             };
-            if conn.is_finished() {
-                self.close_conn(key, CloseReason::Done);
+            if conn.is_finished() && !conn.lingering {
+                if self.phase == Phase::Running {
+                    self.close_conn(key, CloseReason::Done);
+                } else {
+                    self.begin_linger(key, serial);
+                }
                 continue;
             }
             if !was_reading && conn.wants_read() && self.phase == Phase::Running {
@@ -722,6 +737,41 @@ impl Server {
             }
             self.refresh_interest(key);
         }
+    }
+
+    /// Shutdown: the connection's output is all out. Send our FIN, then read
+    /// and discard until the client closes (see `Conn::lingering`).
+    fn begin_linger(&mut self, key: usize, serial: u64) {
+        let Source::Conn(conn) = &mut self.sources[key].source else {
+            return;
+        };
+        trace!("token={key}: output flushed, lingering until the client closes");
+        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            self.close_conn(key, CloseReason::Shutdown);
+            return;
+        }
+        conn.lingering = true;
+        self.refresh_interest(key);
+        self.still_ready.push((key, serial));
+    }
+
+    /// Read and discard a lingering connection's input until EOF.
+    fn linger_read(&mut self, key: usize) {
+        let Source::Conn(conn) = &mut self.sources[key].source else {
+            return;
+        };
+        for _ in 0..(config::READ_BUDGET_PER_TURN / self.read_buf.len()).max(1) {
+            match read_once(&mut conn.stream, &mut self.read_buf) {
+                Ok(ReadOutcome::Data(n)) => conn.bytes_in += n as u64,
+                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::Eof) | Err(_) => {
+                    self.close_conn(key, CloseReason::Shutdown);
+                    return;
+                }
+            }
+        }
+        let serial = self.sources[key].serial;
+        self.still_ready.push((key, serial));
     }
 
     /// Re-register a connection only if the interest its state asks for
@@ -798,10 +848,6 @@ impl Server {
                 CloseReason::TooSlow => self.stats.slow_disconnects += 1,
                 CloseReason::IdleTimeout => self.stats.idle_closes += 1,
                 _ => {}
-            }
-            if reason == CloseReason::Done || reason == CloseReason::Shutdown {
-                // Send our FIN behind the last byte before the fd goes.
-                let _ = conn.stream.shutdown(std::net::Shutdown::Write);
             }
             debug!(
                 "close {} {} token={key} in={} out={} lifetime={:?} reason={reason}",
@@ -933,12 +979,18 @@ impl Server {
         if self.still_ready.is_empty() {
             return;
         }
-        let retry = std::mem::take(&mut self.still_ready);
-        for (key, serial) in retry {
+        // Sources that run out of budget again re-enter `still_ready` while we
+        // iterate, so iterate a swapped-out list; swapping two Vecs back and
+        // forth keeps both allocations alive, so this costs nothing per turn.
+        let mut retry = std::mem::take(&mut self.retry_scratch);
+        std::mem::swap(&mut retry, &mut self.still_ready);
+        for &(key, serial) in &retry {
             if self.sources.get(key).is_some_and(|e| e.serial == serial) {
                 self.dispatch(Token(key), Readiness::RETRY);
             }
         }
+        retry.clear();
+        self.retry_scratch = retry;
     }
 
     fn fire_timers(&mut self) {

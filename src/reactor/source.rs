@@ -158,6 +158,12 @@ pub struct Conn {
     pub bytes_in: u64,
     /// Bytes written to it.
     pub bytes_out: u64,
+    /// Shutdown only: all output is out and our FIN is sent; the connection
+    /// stays open, reading and discarding, until the client closes or the
+    /// grace ends. Closing at once while the client's bytes sit unread in our
+    /// receive buffer would make the kernel send RST, and an RST can destroy
+    /// data the client has not read yet (a "lingering close", as in nginx).
+    pub lingering: bool,
 }
 
 impl Conn {
@@ -189,6 +195,9 @@ impl Conn {
     /// Interest as a pure function of state. `None` when the connection wants
     /// nothing (it is finished and about to close).
     pub fn desired_interest(&self) -> Option<Interest> {
+        if self.lingering {
+            return Some(Interest::READABLE);
+        }
         match (self.wants_read(), self.pending_output() > 0) {
             (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
             (true, false) => Some(Interest::READABLE),

@@ -270,6 +270,28 @@ impl ChatClient {
         (c, nick)
     }
 
+    /// Join a server that may still be closing a departed client's
+    /// connection: retry while it answers "server full", bounded by `WAIT`.
+    pub fn join_when_free(addr: SocketAddr) -> (ChatClient, String) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = connect(addr);
+            let mut first = String::new();
+            BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut first)
+                .unwrap();
+            if first.starts_with("* welcome") {
+                let reader = BufReader::new(s.try_clone().unwrap());
+                let nick = first.split(' ').nth(6).unwrap_or_default().to_string();
+                return (ChatClient { stream: s, reader }, nick);
+            }
+            assert_eq!(first, "* error: server full\n");
+            assert!(Instant::now() < deadline, "still full after {WAIT:?}");
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            thread::yield_now();
+        }
+    }
+
     /// Send one line (LF added).
     pub fn say(&mut self, text: &str) {
         self.stream

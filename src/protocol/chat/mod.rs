@@ -1,0 +1,683 @@
+//! The chat service as a sans-IO state machine: a [`Hub`] of sessions and
+//! rooms. The reactor feeds it events (a client connected, bytes arrived,
+//! input ended, the connection went away, the server is stopping) and the hub
+//! answers through an [`Outbox`]: lines addressed to clients, and requests to
+//! close them. It never touches a socket or a clock, so tests and fuzz
+//! targets drive it directly, with any chunking of input.
+//!
+//! # Calling it
+//!
+//! For each client, in this order: [`Hub::handle_connect`] once, then any
+//! number of [`Hub::handle_input`], then either [`Hub::handle_eof`] (the
+//! client shut down its sending side) or [`Hub::handle_disconnect`] (the
+//! connection is gone, or the server is closing it). When the hub itself
+//! ends a session (`/quit`, `bye`, end of input), it calls
+//! [`Outbox::close`] and forgets the client; any later event for that id is
+//! ignored, as is any event for an id it never saw. At the end,
+//! [`Hub::handle_shutdown`] says goodbye to everyone.
+//!
+//! # The hot path
+//!
+//! A plain text line is the common case, and costs one heap allocation,
+//! whatever the size of the room: the bytes are framed in place
+//! ([`line::LineFramer`](crate::protocol::line::LineFramer) hands out slices
+//! of the reactor's read buffer), checked as UTF-8 in place, formatted once
+//! into a reusable scratch buffer ([`text::LineBuilder`]), copied once into a
+//! [`SharedLine`], and that one handle goes to every member of the sender's
+//! room: N recipients, N reference-count increments. The room's member list
+//! is kept with the room, so a relay never looks at clients outside it.
+//! Nicknames and room names are inline values ([`name::Name`]), so a
+//! session, a rename or a lookup never allocates a string either.
+//!
+//! # Submodules
+//!
+//! - [`command`]: splitting a line into a command and its arguments.
+//! - [`name`]: the nickname and room-name rule, and case-insensitive keys.
+//! - [`text`]: building outgoing lines, and replacing control characters.
+//!
+//! docs/protocol.md describes the protocol for users; the exact lines below
+//! are the ones it documents.
+
+pub mod command;
+pub mod name;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::rc::Rc;
+
+use crate::buffer::SharedLine;
+use crate::protocol::line::{LineEvent, LineFramer};
+use command::{usage, Command, CommandError};
+use name::{Name, NameKey};
+use text::LineBuilder;
+
+/// A client, named by the reactor. The hub only compares ids; the reactor
+/// packs whatever it needs into them (a slab slot and a serial number, so an
+/// id is never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// Why a client left, as its room is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It disconnected or its connection failed: `* NICK left #ROOM`.
+    Disconnected,
+    /// The server closed it because its output passed `--out-limit`:
+    /// `* NICK left #ROOM (too slow)`.
+    TooSlow,
+    /// The server closed it after `--idle-timeout` of silence:
+    /// `* NICK left #ROOM (idle timeout)`.
+    IdleTimeout,
+}
+
+impl LeaveReason {
+    /// The words in parentheses after the leave notice ("" for none).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Disconnected => "",
+            LeaveReason::TooSlow => "too slow",
+            LeaveReason::IdleTimeout => "idle timeout",
+        }
+    }
+}
+
+/// Where the hub's output goes. The reactor implements it over connections;
+/// tests and fuzz targets implement it with a recorder.
+pub trait Outbox {
+    /// Queue one complete, LF-terminated line for `to`. The same
+    /// [`SharedLine`] is passed for every recipient of a fan-out, so queuing
+    /// it is a reference-count increment, not a copy.
+    fn send(&mut self, to: ClientId, line: &SharedLine);
+    /// The hub is done with `who` (it has already forgotten it): flush what is
+    /// queued for it, then close its connection.
+    fn close(&mut self, who: ClientId);
+}
+
+/// The line a connection over `--max-conns` receives before it is closed.
+pub const SERVER_FULL: &[u8] = b"* error: server full\n";
+/// The line every client receives when the server shuts down.
+pub const SHUTTING_DOWN: &[u8] = b"* server shutting down\n";
+
+/// Limits the hub enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatLimits {
+    /// Longest line, without its ending (`--max-line`).
+    pub max_line: usize,
+}
+
+/// The room everyone starts in. It always exists (while empty it is simply
+/// not listed by `/rooms`), so it is always spelled `#lobby`.
+const LOBBY: &str = "lobby";
+
+/// What the name errors add, so the user knows the rule.
+const NAME_RULE: &str = " (1 to 32 ASCII letters, digits, _ or -)";
+
+/// One connected client.
+#[derive(Debug)]
+struct Session {
+    nick: Name,
+    room: NameKey,
+    /// Taken out (left empty) while this session's input is being handled.
+    framer: LineFramer,
+}
+
+/// A room and its members, in the order they joined it.
+#[derive(Debug)]
+struct Room {
+    /// As spelled by whoever created it.
+    name: Name,
+    members: Vec<ClientId>,
+}
+
+/// Lines that never change, allocated once when the hub is built: sending
+/// one is a reference-count increment.
+#[derive(Debug)]
+struct Canned {
+    bye: SharedLine,
+    shutting_down: SharedLine,
+    too_long: SharedLine,
+    invalid_utf8: SharedLine,
+    help: Vec<SharedLine>,
+}
+
+impl Canned {
+    fn new(limits: &ChatLimits, b: &mut LineBuilder) -> Canned {
+        let help = [
+            (usage::NICK, "change your nickname"),
+            (
+                usage::WHO,
+                "list the users in your room, in the order they joined",
+            ),
+            (usage::ROOMS, "list the rooms and how many are in each"),
+            (usage::JOIN, "go to ROOM (# optional); it is created if new"),
+            (usage::MSG, "send TEXT to NICK alone"),
+            (usage::ME, "tell your room what you are doing"),
+            (usage::QUIT, "leave (so does the line bye)"),
+            (usage::HELP, "this list"),
+        ];
+        let mut help_lines = vec![b.str("* commands:").finish()];
+        for (command, what) in help {
+            let _ = write!(b, "*   {command:<16}{what}");
+            help_lines.push(b.finish());
+        }
+        help_lines.push(b.str("* any other line is said to your room").finish());
+        Canned {
+            bye: b.str("* bye").finish(),
+            shutting_down: Rc::from(SHUTTING_DOWN),
+            too_long: b
+                .str("* error: line too long (the limit is ")
+                .num(limits.max_line)
+                .str(" bytes)")
+                .finish(),
+            invalid_utf8: b.str("* error: line is not valid UTF-8").finish(),
+            help: help_lines,
+        }
+    }
+}
+
+/// Whether the client whose line was just handled is still connected.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Closed,
+}
+
+/// All sessions and rooms of one chat service.
+#[derive(Debug)]
+pub struct Hub {
+    limits: ChatLimits,
+    sessions: HashMap<ClientId, Session>,
+    /// Every nickname in use, case-folded, and whose it is.
+    nicks: HashMap<NameKey, ClientId>,
+    /// Every room with at least one member, plus #lobby; in name order, which
+    /// is the order `/rooms` lists them in.
+    rooms: BTreeMap<NameKey, Room>,
+    lobby: NameKey,
+    /// The next guest number to try; it only ever increases.
+    next_guest: u64,
+    /// Scratch space every outgoing line is formatted in.
+    builder: LineBuilder,
+    canned: Canned,
+    shut_down: bool,
+}
+
+impl Hub {
+    /// An empty hub: no clients, and an empty #lobby.
+    pub fn new(limits: ChatLimits) -> Hub {
+        let mut builder = LineBuilder::new();
+        let canned = Canned::new(&limits, &mut builder);
+        let lobby_name = Name::parse(LOBBY.as_bytes()).expect("a valid name");
+        let lobby = lobby_name.key();
+        let mut rooms = BTreeMap::new();
+        rooms.insert(
+            lobby,
+            Room {
+                name: lobby_name,
+                members: Vec::new(),
+            },
+        );
+        Hub {
+            limits,
+            sessions: HashMap::new(),
+            nicks: HashMap::new(),
+            rooms,
+            lobby,
+            next_guest: 1,
+            builder,
+            canned,
+            shut_down: false,
+        }
+    }
+
+    /// Clients connected now.
+    pub fn client_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The nickname of `id`, if connected.
+    pub fn nick_of(&self, id: ClientId) -> Option<&str> {
+        self.sessions.get(&id).map(|s| s.nick.as_str())
+    }
+
+    /// The room `id` is in (without its `#`), if connected.
+    pub fn room_of(&self, id: ClientId) -> Option<&str> {
+        let session = self.sessions.get(&id)?;
+        Some(self.rooms[&session.room].name.as_str())
+    }
+
+    /// A client connected: give it the next guest name, welcome it and
+    /// announce it to #lobby. An id already connected is ignored. After
+    /// [`handle_shutdown`](Self::handle_shutdown), the client is told the
+    /// server is shutting down and closed.
+    pub fn handle_connect(&mut self, id: ClientId, out: &mut impl Outbox) {
+        if self.shut_down {
+            out.send(id, &self.canned.shutting_down);
+            out.close(id);
+            return;
+        }
+        if self.sessions.contains_key(&id) {
+            return;
+        }
+        // Skip numbers whose guest name someone already chose with /nick.
+        let nick = loop {
+            let candidate = Name::guest(self.next_guest);
+            self.next_guest += 1;
+            if !self.nicks.contains_key(&candidate.key()) {
+                break candidate;
+            }
+        };
+        self.nicks.insert(nick.key(), id);
+        let b = &mut self.builder;
+        let welcome = b
+            .str("* welcome to sockloop chat, you are ")
+            .str(nick.as_str())
+            .str(" in #")
+            .str(LOBBY)
+            .str("; /help lists commands")
+            .finish();
+        out.send(id, &welcome);
+        let lobby = self
+            .rooms
+            .get_mut(&self.lobby)
+            .expect("#lobby always exists");
+        if !lobby.members.is_empty() {
+            let joined = b
+                .str("* ")
+                .str(nick.as_str())
+                .str(" joined #")
+                .str(LOBBY)
+                .finish();
+            send_to(out, &lobby.members, None, &joined);
+        }
+        lobby.members.push(id);
+        self.sessions.insert(
+            id,
+            Session {
+                nick,
+                room: self.lobby,
+                framer: LineFramer::new(self.limits.max_line),
+            },
+        );
+    }
+
+    /// Bytes arrived from `id`, in any chunking: complete lines are handled
+    /// at once, an unfinished one is kept for the next call. If a line ends
+    /// the session (`/quit`, `bye`), the bytes after it are ignored. An
+    /// unknown id is ignored.
+    pub fn handle_input(&mut self, id: ClientId, bytes: &[u8], out: &mut impl Outbox) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        // The framer is moved out while its lines are handled, so that
+        // handling a line can borrow the rest of the hub freely.
+        let mut framer = std::mem::take(&mut session.framer);
+        let mut input = bytes;
+        while let Some(event) = framer.next_event(&mut input) {
+            if self.handle_event(id, event, out) == Flow::Closed {
+                return;
+            }
+        }
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.framer = framer;
+        }
+    }
+
+    /// `id` shut down its sending side (its read returned 0). A final line
+    /// without LF is handled as a line, as `nc` sends one; then the client
+    /// leaves (`* NICK left #ROOM`) and the hub asks to close it, so that the
+    /// reactor flushes what is queued for it, then closes. An unknown id is
+    /// ignored.
+    pub fn handle_eof(&mut self, id: ClientId, out: &mut impl Outbox) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let mut framer = std::mem::take(&mut session.framer);
+        if let Some(event) = framer.finish() {
+            if self.handle_event(id, event, out) == Flow::Closed {
+                return;
+            }
+        }
+        self.forget(id, LeaveReason::Disconnected.as_str(), out);
+        out.close(id);
+    }
+
+    /// `id`'s connection is gone, or the server is closing it for `reason`:
+    /// its room is told `* NICK left #ROOM`, with ` (too slow)` or
+    /// ` (idle timeout)`. The hub does not call [`Outbox::close`] (the
+    /// reactor is already closing it). An unknown id is ignored.
+    pub fn handle_disconnect(&mut self, id: ClientId, reason: LeaveReason, out: &mut impl Outbox) {
+        if self.sessions.contains_key(&id) {
+            self.forget(id, reason.as_str(), out);
+        }
+    }
+
+    /// The server is shutting down: every client receives
+    /// `* server shutting down` and is closed (through [`Outbox::close`], so
+    /// the line is flushed first); the hub forgets them all, so no leave
+    /// notices follow, and it accepts no one after this.
+    pub fn handle_shutdown(&mut self, out: &mut impl Outbox) {
+        self.shut_down = true;
+        for room in self.rooms.values_mut() {
+            for &member in &room.members {
+                out.send(member, &self.canned.shutting_down);
+                out.close(member);
+            }
+            room.members.clear();
+        }
+        let lobby = self.lobby;
+        self.rooms.retain(|&key, _| key == lobby);
+        self.sessions.clear();
+        self.nicks.clear();
+    }
+
+    /// Panics if the hub's tables disagree with each other: every session is
+    /// in exactly one room and owns exactly its nickname's key; every room but
+    /// #lobby has members. For property tests and fuzz targets.
+    pub fn check_invariants(&self) {
+        let mut seen = 0;
+        for (key, room) in &self.rooms {
+            assert_eq!(room.name.key(), *key, "room filed under its own name");
+            assert!(
+                *key == self.lobby || !room.members.is_empty(),
+                "empty room kept"
+            );
+            for member in &room.members {
+                let session = &self.sessions[member];
+                assert_eq!(session.room, *key, "member of the room it is in");
+                seen += 1;
+            }
+        }
+        assert_eq!(
+            seen,
+            self.sessions.len(),
+            "each session in exactly one room"
+        );
+        assert_eq!(self.nicks.len(), self.sessions.len(), "one nickname each");
+        for (id, session) in &self.sessions {
+            assert_eq!(self.nicks.get(&session.nick.key()), Some(id), "nick owned");
+        }
+    }
+
+    /// Handle one framed line (or a too-long one) from `id`.
+    fn handle_event(&mut self, id: ClientId, event: LineEvent<'_>, out: &mut impl Outbox) -> Flow {
+        let bytes = match event {
+            LineEvent::TooLong => {
+                out.send(id, &self.canned.too_long);
+                return Flow::Continue;
+            }
+            LineEvent::Line(b"") => return Flow::Continue,
+            LineEvent::Line(bytes) => bytes,
+        };
+        let Ok(line) = std::str::from_utf8(bytes) else {
+            out.send(id, &self.canned.invalid_utf8);
+            return Flow::Continue;
+        };
+        match command::parse(line) {
+            Ok(Command::Say(text)) => self.say(id, text, out),
+            Ok(Command::Nick(wanted)) => self.nick(id, wanted, out),
+            Ok(Command::Who) => self.who(id, out),
+            Ok(Command::Rooms) => self.list_rooms(id, out),
+            Ok(Command::Join(room)) => self.join(id, room, out),
+            Ok(Command::Msg { to, text }) => self.msg(id, to, text, out),
+            Ok(Command::Me(action)) => self.me(id, action, out),
+            Ok(Command::Help) => {
+                for line in &self.canned.help {
+                    out.send(id, line);
+                }
+            }
+            Ok(Command::Quit(reason)) => {
+                out.send(id, &self.canned.bye);
+                self.forget(id, reason, out);
+                out.close(id);
+                return Flow::Closed;
+            }
+            Err(CommandError::Unknown(word)) => {
+                let b = &mut self.builder;
+                b.str("* error: unknown command: ").sanitized(word);
+                let line = b.str(" (/help lists commands)").finish();
+                out.send(id, &line);
+            }
+            Err(CommandError::Usage(usage)) => {
+                let line = self.builder.str("* error: usage: ").str(usage).finish();
+                out.send(id, &line);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Plain text: `<NICK> text` to the others in the room.
+    fn say(&mut self, id: ClientId, text: &str, out: &mut impl Outbox) {
+        let session = &self.sessions[&id];
+        let b = &mut self.builder;
+        let line = b
+            .str("<")
+            .str(session.nick.as_str())
+            .str("> ")
+            .sanitized(text)
+            .finish();
+        send_to(out, &self.rooms[&session.room].members, Some(id), &line);
+    }
+
+    /// `/me ACTION`: `* NICK ACTION` to the others in the room.
+    fn me(&mut self, id: ClientId, action: &str, out: &mut impl Outbox) {
+        let session = &self.sessions[&id];
+        let b = &mut self.builder;
+        let line = b
+            .str("* ")
+            .str(session.nick.as_str())
+            .str(" ")
+            .sanitized(action)
+            .finish();
+        send_to(out, &self.rooms[&session.room].members, Some(id), &line);
+    }
+
+    /// `/nick NAME`: `* OLD is now known as NEW` to the whole room, sender
+    /// included. A change of case only (`bob` to `Bob`) is a change.
+    fn nick(&mut self, id: ClientId, wanted: &str, out: &mut impl Outbox) {
+        let b = &mut self.builder;
+        let Some(new) = Name::parse(wanted.as_bytes()) else {
+            b.str("* error: invalid nickname: ").sanitized(wanted);
+            out.send(id, &b.str(NAME_RULE).finish());
+            return;
+        };
+        let session = self.sessions.get_mut(&id).expect("handled for a session");
+        let old = session.nick;
+        if new == old {
+            out.send(
+                id,
+                &b.str("* error: you are already ")
+                    .str(old.as_str())
+                    .finish(),
+            );
+            return;
+        }
+        if self.nicks.get(&new.key()).is_some_and(|&owner| owner != id) {
+            out.send(
+                id,
+                &b.str("* error: nickname taken: ")
+                    .str(new.as_str())
+                    .finish(),
+            );
+            return;
+        }
+        self.nicks.remove(&old.key());
+        self.nicks.insert(new.key(), id);
+        session.nick = new;
+        let line = b
+            .str("* ")
+            .str(old.as_str())
+            .str(" is now known as ")
+            .str(new.as_str())
+            .finish();
+        send_to(out, &self.rooms[&session.room].members, None, &line);
+    }
+
+    /// `/who`: `* users in #ROOM: A, B, C`, in the order they joined.
+    fn who(&mut self, id: ClientId, out: &mut impl Outbox) {
+        let room = &self.rooms[&self.sessions[&id].room];
+        let b = &mut self.builder;
+        b.str("* users in #").str(room.name.as_str()).str(": ");
+        for (i, member) in room.members.iter().enumerate() {
+            if i > 0 {
+                b.str(", ");
+            }
+            b.str(self.sessions[member].nick.as_str());
+        }
+        out.send(id, &b.finish());
+    }
+
+    /// `/rooms`: `* rooms: #a (2), #b (1)`, every room with a member, in
+    /// alphabetical order without regard to case.
+    fn list_rooms(&mut self, id: ClientId, out: &mut impl Outbox) {
+        let b = &mut self.builder;
+        b.str("* rooms: ");
+        let listed = self.rooms.values().filter(|room| !room.members.is_empty());
+        for (i, room) in listed.enumerate() {
+            if i > 0 {
+                b.str(", ");
+            }
+            b.str("#")
+                .str(room.name.as_str())
+                .str(" (")
+                .num(room.members.len())
+                .str(")");
+        }
+        out.send(id, &b.finish());
+    }
+
+    /// `/join ROOM`: leave the current room (`* NICK left #OLD` to it), join
+    /// ROOM, creating it if needed (`* NICK joined #ROOM` to its members),
+    /// and tell the client `* you are now in #ROOM`. Room names ignore case:
+    /// `/join #Rust` joins `#rust` if it exists.
+    fn join(&mut self, id: ClientId, wanted: &str, out: &mut impl Outbox) {
+        let b = &mut self.builder;
+        let Some(name) = Name::parse(wanted.strip_prefix('#').unwrap_or(wanted).as_bytes()) else {
+            b.str("* error: invalid room name: ").sanitized(wanted);
+            out.send(id, &b.str(NAME_RULE).finish());
+            return;
+        };
+        let key = name.key();
+        let session = self.sessions.get_mut(&id).expect("handled for a session");
+        if session.room == key {
+            let here = self.rooms[&key].name;
+            out.send(
+                id,
+                &b.str("* error: you are already in #")
+                    .str(here.as_str())
+                    .finish(),
+            );
+            return;
+        }
+        let (old_room, nick) = (session.room, session.nick);
+        session.room = key;
+        self.leave_room(old_room, id, nick, "", out);
+        let room = self.rooms.entry(key).or_insert(Room {
+            name,
+            members: Vec::new(),
+        });
+        let b = &mut self.builder;
+        if !room.members.is_empty() {
+            let joined = b
+                .str("* ")
+                .str(nick.as_str())
+                .str(" joined #")
+                .str(room.name.as_str())
+                .finish();
+            send_to(out, &room.members, None, &joined);
+        }
+        room.members.push(id);
+        out.send(
+            id,
+            &b.str("* you are now in #").str(room.name.as_str()).finish(),
+        );
+    }
+
+    /// `/msg NICK TEXT`: `*FROM* TEXT` to NICK, `-> *NICK* TEXT` to the
+    /// sender (both, in that order, when they are the same client).
+    fn msg(&mut self, id: ClientId, to: &str, text: &str, out: &mut impl Outbox) {
+        let target =
+            Name::parse(to.as_bytes()).and_then(|name| self.nicks.get(&name.key()).copied());
+        let b = &mut self.builder;
+        let Some(target) = target else {
+            b.str("* error: no such user: ").sanitized(to);
+            out.send(id, &b.finish());
+            return;
+        };
+        let from = self.sessions[&id].nick;
+        let to_nick = self.sessions[&target].nick;
+        let delivered = b
+            .str("*")
+            .str(from.as_str())
+            .str("* ")
+            .sanitized(text)
+            .finish();
+        out.send(target, &delivered);
+        let echo = b
+            .str("-> *")
+            .str(to_nick.as_str())
+            .str("* ")
+            .sanitized(text)
+            .finish();
+        out.send(id, &echo);
+    }
+
+    /// Forget `id` (it must be connected) and tell its room it left, with
+    /// `reason` in parentheses unless it is empty.
+    fn forget(&mut self, id: ClientId, reason: &str, out: &mut impl Outbox) {
+        let session = self
+            .sessions
+            .remove(&id)
+            .expect("forget a connected client");
+        self.nicks.remove(&session.nick.key());
+        self.leave_room(session.room, id, session.nick, reason, out);
+    }
+
+    /// Take `id` out of a room, tell the members left `* NICK left #ROOM`
+    /// (with ` (reason)`), and drop the room if it is now empty (#lobby
+    /// stays).
+    fn leave_room(
+        &mut self,
+        key: NameKey,
+        id: ClientId,
+        nick: Name,
+        reason: &str,
+        out: &mut impl Outbox,
+    ) {
+        let room = self.rooms.get_mut(&key).expect("a session's room exists");
+        if let Some(at) = room.members.iter().position(|&m| m == id) {
+            // `remove`, not `swap_remove`: /who lists members in join order.
+            room.members.remove(at);
+        }
+        if room.members.is_empty() {
+            if key != self.lobby {
+                self.rooms.remove(&key);
+            }
+            return;
+        }
+        let b = &mut self.builder;
+        b.str("* ")
+            .str(nick.as_str())
+            .str(" left #")
+            .str(room.name.as_str());
+        if !reason.is_empty() {
+            b.str(" (").sanitized(reason).str(")");
+        }
+        send_to(out, &room.members, None, &b.finish());
+    }
+}
+
+/// Give `line` to every member but `except`: one reference-count increment
+/// each.
+fn send_to(
+    out: &mut impl Outbox,
+    members: &[ClientId],
+    except: Option<ClientId>,
+    line: &SharedLine,
+) {
+    for &member in members {
+        if Some(member) != except {
+            out.send(member, line);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Allocation counts on the chat hot path, measured with dhat's counting
+//! global allocator: a line relayed to a room costs one allocation (its one
+//! shared buffer) whether the room has 1 listener or 1000, and canned lines
+//! (errors, /help) cost none.
+//!
+//! The outbox here queues handles on pre-grown [`ChunkQueue`]s, as the
+//! reactor does, so the counts are the hub's, not the recorder's. Everything
+//! runs in one #[test], because the profiler is process-wide and test
+//! threads running side by side would add their own allocations.
+
+use sockloop::buffer::{ChunkQueue, SharedLine};
+use sockloop::protocol::chat::{ChatLimits, ClientId, Hub, Outbox};
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// One output queue per client, indexed by id, like the reactor's.
+struct Queues {
+    queues: Vec<ChunkQueue>,
+    closed: usize,
+}
+
+impl Outbox for Queues {
+    fn send(&mut self, to: ClientId, line: &SharedLine) {
+        self.queues[to.0 as usize].push(line);
+    }
+    fn close(&mut self, _who: ClientId) {
+        self.closed += 1;
+    }
+}
+
+impl Queues {
+    /// Empty every queue, keeping its capacity.
+    fn clear(&mut self) {
+        self.queues.iter_mut().for_each(ChunkQueue::clear);
+    }
+
+    fn pending(&self, who: usize) -> usize {
+        self.queues[who].len()
+    }
+}
+
+/// A hub whose client 0 talks to `listeners` others in #lobby, every
+/// buffer already grown by a first round of traffic.
+fn warm_room(listeners: usize) -> (Hub, Queues) {
+    let mut hub = Hub::new(ChatLimits { max_line: 4096 });
+    let mut out = Queues {
+        queues: (0..=listeners).map(|_| ChunkQueue::new()).collect(),
+        closed: 0,
+    };
+    for i in 0..=listeners {
+        hub.handle_connect(ClientId(i as u64), &mut out);
+    }
+    // Grow the scratch buffer, the split-line buffer and each queue's ring
+    // once, as the first lines of a real session would.
+    hub.handle_input(
+        ClientId(0),
+        b"a first line, longer than the ones measured\n",
+        &mut out,
+    );
+    hub.handle_input(ClientId(0), b"a split", &mut out);
+    hub.handle_input(ClientId(0), b" line\n", &mut out);
+    hub.handle_input(ClientId(0), b"/me warms up\n/help\n", &mut out);
+    out.clear();
+    (hub, out)
+}
+
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    let before = dhat::HeapStats::get().total_blocks;
+    f();
+    dhat::HeapStats::get().total_blocks - before
+}
+
+/// Allocations for each hot-path case in a room of `listeners`.
+#[derive(Debug, PartialEq, Eq)]
+struct Counts {
+    relay: u64,
+    relay_many_lines: u64,
+    relay_split: u64,
+    me: u64,
+    canned: u64,
+}
+
+fn measure(listeners: usize) -> Counts {
+    let (mut hub, mut out) = warm_room(listeners);
+    let line = b"hello, room of any size!\n";
+
+    let relay = allocations_during(|| hub.handle_input(ClientId(0), line, &mut out));
+    for i in 1..=listeners {
+        assert_eq!(out.pending(i), "<guest1> hello, room of any size!\n".len());
+    }
+    assert_eq!(out.pending(0), 0, "the sender gets nothing back");
+    out.clear();
+
+    let relay_many_lines =
+        allocations_during(|| hub.handle_input(ClientId(0), b"one\ntwo\nthree\nfour\n", &mut out));
+    out.clear();
+
+    let relay_split = allocations_during(|| {
+        hub.handle_input(ClientId(0), b"in two ", &mut out);
+        hub.handle_input(ClientId(0), b"pieces\n", &mut out);
+    });
+    assert_eq!(out.pending(1), "<guest1> in two pieces\n".len());
+    out.clear();
+
+    let me = allocations_during(|| hub.handle_input(ClientId(0), b"/me waves\n", &mut out));
+    out.clear();
+
+    let too_long = vec![b'x'; 5000];
+    let canned = allocations_during(|| {
+        hub.handle_input(ClientId(0), &too_long, &mut out);
+        hub.handle_input(ClientId(0), b"\n\xff\xfe\n/help\n\n", &mut out);
+    });
+    assert!(out.pending(0) > 0, "the errors and help were sent");
+    assert_eq!(out.closed, 0);
+
+    Counts {
+        relay,
+        relay_many_lines,
+        relay_split,
+        me,
+        canned,
+    }
+}
+
+#[test]
+fn a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let one = measure(1);
+    let thousand = measure(1000);
+    assert_eq!(one, thousand, "allocations must not grow with the room");
+    // And what they are: one shared buffer per line sent, nothing else.
+    assert_eq!(
+        thousand,
+        Counts {
+            relay: 1,
+            relay_many_lines: 4,
+            relay_split: 1,
+            me: 1,
+            canned: 0,
+        }
+    );
+}

@@ -1,0 +1,348 @@
+//! Faults and limits against the real binary: fd limits, resets, floods,
+//! never-reading clients, starvation and shutdown under load. Each test
+//! provokes one and checks the server's stated policy (docs/limits.md).
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{connect, read_n, read_to_end, ChatClient, Server, WAIT};
+
+/// Parse `name=value` out of a `stats:` log line.
+fn stat(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Wait for a `stats:` line (from `--stats-interval`) that satisfies `ok`.
+fn wait_for_stats(server: &mut Server, ok: impl Fn(&str) -> bool) -> String {
+    loop {
+        let line = server.stderr.wait_for("stats:");
+        if ok(&line) {
+            return line;
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn max_conns_is_clamped_below_the_fd_limit_and_full_is_clean() {
+    let script = format!(
+        "ulimit -n 64 && exec {} serve --chat 127.0.0.1:0 --max-conns 1000",
+        common::bin()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.env("RUST_LOG", "info");
+    let mut server = Server::from_command(cmd, 1);
+    let warning = server.stderr.wait_for("--max-conns 1000");
+    let usable: usize = warning
+        .rsplit("using ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(usable > 0 && usable < 64, "{warning}");
+    let addr = server.addr("chat");
+    let mut clients: Vec<ChatClient> = (0..usable).map(|_| ChatClient::join(addr).0).collect();
+    // One over the limit: the clean refusal, not an EMFILE.
+    let mut extra = connect(addr);
+    let mut line = String::new();
+    extra.read_to_string(&mut line).unwrap();
+    assert_eq!(line, "* error: server full\n");
+    // One leaves; a newcomer is welcome again.
+    clients.pop().unwrap().say("bye");
+    let (_newcomer, _) = ChatClient::join_when_free(addr);
+}
+
+#[test]
+fn a_storm_of_resets_leaks_nothing() {
+    let mut server = Server::start(&["--echo", "127.0.0.1:0", "--stats-interval", "0.2"], 1);
+    let addr = server.addr("tcp-echo");
+    let pid = server.child.id();
+    let fds_before = open_fds(pid);
+    for i in 0..1000 {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.connect(&addr.into()).unwrap();
+        if i % 2 == 0 {
+            // Vanish mid-write: some bytes sent, echo never read.
+            let mut s: TcpStream = sock.try_clone().unwrap().into();
+            let _ = s.write_all(&[7u8; 3000]);
+        }
+        // SO_LINGER 0: close sends RST instead of FIN.
+        sock.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(sock);
+    }
+    let line = wait_for_stats(&mut server, |l| {
+        stat(l, "conns_accepted") == 1000 && stat(l, "conns_open") == 0
+    });
+    assert_eq!(stat(&line, "conns_rejected"), 0, "{line}");
+    assert_eq!(open_fds(pid), fds_before, "every fd went back");
+    // And it still serves.
+    let mut s = connect(addr);
+    s.write_all(b"ok?").unwrap();
+    assert_eq!(read_n(&mut s, 3), b"ok?");
+}
+
+#[test]
+fn a_never_reading_echo_client_keeps_memory_bounded_then_gets_every_byte() {
+    let limit = 256 * 1024;
+    let server = Server::start(
+        &["--echo", "127.0.0.1:0", "--out-limit", &limit.to_string()],
+        1,
+    );
+    let rss_before = server.rss_bytes();
+    let mut s = connect(server.addr("tcp-echo"));
+    // Write until the whole path is full: our send buffer, the server's
+    // receive buffer, its paused backlog, its send buffer, our receive
+    // buffer. A write that makes no progress for 300 ms means the server
+    // pushed back (it must: nobody reads its echo).
+    s.set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 249) as u8).collect();
+    let mut sent: u64 = 0;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "the server never pushed back");
+        match s.write(&chunk[(sent % 65536) as usize..]) {
+            Ok(n) => sent += n as u64,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let rss_full = server.rss_bytes();
+    assert!(sent > limit as u64, "sent only {sent} bytes");
+    // The server holds at most its backlog limit (plus allocator slack),
+    // whatever we send: the rest waits in kernel buffers, under TCP flow control.
+    assert!(
+        rss_full < rss_before + 2 * limit as u64 + (1 << 20),
+        "server RSS grew from {rss_before} to {rss_full} with {sent} bytes sent"
+    );
+    // Now read: every byte comes back, in order.
+    s.shutdown(Shutdown::Write).unwrap();
+    let got = read_to_end(&mut s);
+    assert_eq!(got.len() as u64, sent);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((i % 65536) as u32 % 249) as u8),
+        "corrupted"
+    );
+}
+
+/// One client streams as fast as it can; another's small echoes still come
+/// back while the stream is running (budgets and the still-ready list).
+#[test]
+fn a_streaming_client_does_not_starve_a_small_one() {
+    let server = Server::start(&["--echo", "127.0.0.1:0"], 1);
+    let addr = server.addr("tcp-echo");
+    let streaming = Arc::new(AtomicBool::new(true));
+    let mut hog = connect(addr);
+    let mut hog_reader = hog.try_clone().unwrap();
+    let reader = thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        while let Ok(n) = hog_reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    let flag = streaming.clone();
+    let writer = thread::spawn(move || {
+        // Bounded: at most 2 GiB or 60 s, whichever first; stopped earlier
+        // by the test once the small client is done.
+        let chunk = vec![1u8; 1 << 16];
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while flag.load(Ordering::Relaxed)
+            && sent < (2 << 30)
+            && start.elapsed() < Duration::from_secs(60)
+        {
+            hog.write_all(&chunk).unwrap();
+            sent += chunk.len() as u64;
+        }
+        hog.shutdown(Shutdown::Write).unwrap();
+        sent
+    });
+    // Wait until the hog is really streaming (it has had bytes echoed), by
+    // doing the small client's work: 20 round trips, all while the hog runs.
+    let mut small = connect(addr);
+    for i in 0..20u8 {
+        small.write_all(&[i; 16]).unwrap();
+        assert_eq!(read_n(&mut small, 16), [i; 16]);
+        assert!(
+            !writer.is_finished(),
+            "the hog stopped before the small client was served"
+        );
+    }
+    streaming.store(false, Ordering::Relaxed);
+    let sent = writer.join().unwrap();
+    assert_eq!(
+        reader.join().unwrap(),
+        sent,
+        "the hog got every byte back too"
+    );
+}
+
+#[test]
+fn sigterm_under_load_flushes_pending_output_and_exits_zero() {
+    let mut server = Server::start(
+        &[
+            "--echo",
+            "127.0.0.1:0",
+            "--shutdown-grace",
+            "5",
+            "--out-limit",
+            "4194304",
+        ],
+        1,
+    );
+    let addr = server.addr("tcp-echo");
+    // Several clients each send 1 MiB and do not read yet.
+    let total = 1 << 20;
+    let mut clients: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
+    let writers: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let mut w = c.try_clone().unwrap();
+            thread::spawn(move || w.write_all(&vec![9u8; total]).unwrap())
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    // Everything sent is in the server or the kernel. Make sure the server
+    // has read it (its bytes_in in a stats line would need an interval; the
+    // first echoed bytes prove the reading started) and then stop it.
+    for c in &mut clients {
+        read_n(c, 1);
+    }
+    server.signal("TERM");
+    // Every client can still read what the server had taken in.
+    // After its last byte the server sends FIN and waits (lingers) for the
+    // client to close, so closing each client lets the server exit early.
+    for mut c in clients {
+        let rest = read_to_end(&mut c);
+        assert!(rest.iter().all(|&b| b == 9), "corrupted");
+        assert!(!rest.is_empty(), "pending echo was flushed");
+    }
+    assert_eq!(server.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn udp_floods_from_many_sources_are_answered_or_counted() {
+    let mut server = Server::start(&["--udp-echo", "127.0.0.1:0", "--stats-interval", "0.2"], 1);
+    let addr: SocketAddr = server.addr("udp-echo");
+    let sockets: Vec<UdpSocket> = (0..50)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let per_socket = 40;
+    for round in 0..per_socket {
+        for s in &sockets {
+            s.send_to(&[round as u8; 512], addr).unwrap();
+        }
+    }
+    let sent = (sockets.len() * per_socket) as u64;
+    // Each reply goes back whole to its own source. (The kernel may drop
+    // datagrams on the way in when the server's receive buffer overflows;
+    // what arrives is answered or counted, never kept without bound.)
+    let mut answered = 0;
+    for s in &sockets {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            assert_eq!(from, addr);
+            assert_eq!(n, 512);
+            answered += 1;
+        }
+    }
+    let line = wait_for_stats(&mut server, |l| {
+        stat(l, "datagrams_out") as usize >= answered
+    });
+    let received = stat(&line, "datagrams_in");
+    assert!(received <= sent && answered as u64 <= received, "{line}");
+    assert_eq!(
+        stat(&line, "datagrams_out")
+            + stat(&line, "datagrams_dropped")
+            + stat(&line, "datagrams_guarded"),
+        received,
+        "every datagram received was answered, dropped or guarded: {line}"
+    );
+}
+
+#[test]
+fn udp_source_port_guard_holds() {
+    let mut server = Server::start(&["--udp-echo", "127.0.0.1:0", "--stats-interval", "0.2"], 1);
+    let addr = server.addr("udp-echo");
+    // Ports 7, 13, 17 and 19 are privileged: binding them needs root (CI
+    // runs as root). Elsewhere the unit tests of the guard still run.
+    let guarded: Vec<UdpSocket> = [7u16, 13, 17, 19]
+        .iter()
+        .filter_map(|p| UdpSocket::bind(("127.0.0.1", *p)).ok())
+        .collect();
+    if guarded.is_empty() {
+        eprintln!("not root: cannot bind a guarded port; covered by protocol::udp_echo unit tests");
+        return;
+    }
+    for s in &guarded {
+        s.send_to(b"loop?", addr).unwrap();
+    }
+    let line = wait_for_stats(&mut server, |l| {
+        stat(l, "datagrams_guarded") == guarded.len() as u64
+    });
+    assert_eq!(stat(&line, "datagrams_out"), 0, "{line}");
+    for s in &guarded {
+        s.set_nonblocking(true).unwrap();
+        assert!(
+            s.recv_from(&mut [0u8; 16]).is_err(),
+            "a guarded port got an answer"
+        );
+    }
+}
+
+#[test]
+fn binary_garbage_is_echoed_exactly() {
+    let server = Server::start(&["--echo", "127.0.0.1:0"], 1);
+    let mut s = connect(server.addr("tcp-echo"));
+    // Deterministic pseudo-random bytes, NULs and all.
+    let mut x: u32 = 0x1234_5678;
+    let data: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut w = s.try_clone().unwrap();
+    let d = data.clone();
+    let writer = thread::spawn(move || {
+        w.write_all(&d).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    assert!(read_to_end(&mut s) == data);
+    writer.join().unwrap();
+}
