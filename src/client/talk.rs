@@ -241,12 +241,12 @@ impl Talk {
         if self.read_stdin(registry)? == Done::Yes {
             return Ok(Done::Yes);
         }
-        self.send()
-            .and_then(|()| {
-                let stream = self.stream.as_mut().expect("connected");
-                super::update_interest(registry, stream, PEER, &mut self.interest, &self.outbox)
-            })
-            .map_or_else(|e| self.lost(e), |()| Ok(Done::No))
+        if let Err(e) = self.send() {
+            return self.lost(e);
+        }
+        let stream = self.stream.as_mut().expect("connected");
+        super::update_interest(registry, stream, PEER, &mut self.interest, &self.outbox)?;
+        Ok(Done::No)
     }
 
     /// Accept the one peer, then close the listener so nobody else can come.
