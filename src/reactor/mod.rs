@@ -428,7 +428,7 @@ impl Server {
                 self.sources.remove(key);
             }
         }
-        self.with_hub(|hub, out| hub.handle_shutdown(out));
+        self.with_hub(|hub, _, out| hub.handle_shutdown(out));
         let keys: Vec<usize> = self.sources.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Source::Conn(conn) = &mut self.sources[key].source {
@@ -579,7 +579,7 @@ impl Server {
         }
         if service == Service::Chat {
             let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, out| hub.handle_connect(id, out));
+            self.with_hub(|hub, _, out| hub.handle_connect(id, out));
         }
     }
 
@@ -633,25 +633,9 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            let Server {
-                                hub,
-                                read_buf,
-                                sources,
-                                flush_list,
-                                too_slow,
-                                stats,
-                                config,
-                                ..
-                            } = self;
-                            let mut out = ConnOutbox {
-                                sources,
-                                flush_list,
-                                too_slow,
-                                stats,
-                                out_limit: config.out_limit,
-                            };
-                            hub.handle_input(id, &read_buf[..n], &mut out);
-                            self.settle_too_slow();
+                            self.with_hub(|hub, read_buf, out| {
+                                hub.handle_input(id, &read_buf[..n], out)
+                            });
                         }
                     }
                     // A short read means the kernel had no more bytes: with
@@ -672,7 +656,7 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            self.with_hub(|hub, out| hub.handle_eof(id, out));
+                            self.with_hub(|hub, _, out| hub.handle_eof(id, out));
                             self.queue_flush(key);
                         }
                     }
@@ -828,7 +812,7 @@ impl Server {
         self.closing.push(key);
         if is_chat {
             let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, out| hub.handle_disconnect(id, leave, out));
+            self.with_hub(|hub, _, out| hub.handle_disconnect(id, leave, out));
         }
     }
 
@@ -865,11 +849,13 @@ impl Server {
 
     // ----- chat plumbing -----------------------------------------------
 
-    /// Call the hub with an outbox over the connections, then deal with any
+    /// Call the hub with an outbox over the connections (and the read
+    /// buffer, whose bytes the hub frames in place), then deal with any
     /// client that turned out too slow.
-    fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &mut ConnOutbox<'_>)) {
+    fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &[u8], &mut ConnOutbox<'_>)) {
         let Server {
             hub,
+            read_buf,
             sources,
             flush_list,
             too_slow,
@@ -884,7 +870,7 @@ impl Server {
             stats,
             out_limit: config.out_limit,
         };
-        f(hub, &mut out);
+        f(hub, read_buf, &mut out);
         self.settle_too_slow();
     }
 
