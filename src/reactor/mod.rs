@@ -169,7 +169,7 @@ impl Server {
             let token = Token(entry.key());
             let source = match spec.service {
                 Service::TcpEcho | Service::Chat => {
-                    let mut socket = TcpListener::bind(addr).map_err(fail)?;
+                    let mut socket = bind_listener(addr).map_err(fail)?;
                     poll.registry()
                         .register(&mut socket, token, Interest::READABLE)?;
                     Source::Listener(Listener {
@@ -1142,6 +1142,19 @@ fn flush_udp(socket: &UdpSocket, echo: &mut UdpEcho, pool: &mut BufferPool, stat
         }
         echo.pop_front(pool);
     }
+}
+
+/// A non-blocking TCP listener with our backlog (`config::LISTEN_BACKLOG`)
+/// and `SO_REUSEADDR` (so a restarted server can bind while old connections
+/// sit in TIME_WAIT), as mio's own `bind` does but with a larger backlog.
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(config::LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Whether an accept error means the process or system ran out of file
