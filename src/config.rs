@@ -118,6 +118,21 @@ impl Service {
 }
 
 impl ServeConfig {
+    /// Serve `listeners` with every other option at its default (for
+    /// embedding the server, and for tests).
+    pub fn with_defaults(listeners: Vec<ListenerSpec>) -> ServeConfig {
+        ServeConfig {
+            listeners,
+            max_conns: DEFAULT_MAX_CONNS,
+            max_line: DEFAULT_MAX_LINE,
+            out_limit: DEFAULT_OUT_LIMIT,
+            idle_timeout: None,
+            shutdown_grace: Duration::from_secs_f64(DEFAULT_SHUTDOWN_GRACE_SECS),
+            stats_interval: None,
+            trace_events: None,
+        }
+    }
+
     /// Resolve the parsed command line: with none of `--echo`, `--udp-echo`,
     /// `--chat` given, serve the tutorial's three default sockets.
     pub fn from_args(a: &crate::cli::ServeArgs) -> ServeConfig {

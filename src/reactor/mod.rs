@@ -468,7 +468,7 @@ impl Server {
                 self.sources.remove(key);
             }
         }
-        self.with_hub(|hub, out| hub.handle_shutdown(out));
+        self.with_hub(|hub, _, out| hub.handle_shutdown(out));
         let keys: Vec<usize> = self.sources.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Source::Conn(conn) = &mut self.sources[key].source {
@@ -619,7 +619,7 @@ impl Server {
         }
         if service == Service::Chat {
             let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, out| hub.handle_connect(id, out));
+            self.with_hub(|hub, _, out| hub.handle_connect(id, out));
         }
     }
 
@@ -673,25 +673,9 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            let Server {
-                                hub,
-                                read_buf,
-                                sources,
-                                flush_list,
-                                too_slow,
-                                stats,
-                                config,
-                                ..
-                            } = self;
-                            let mut out = ConnOutbox {
-                                sources,
-                                flush_list,
-                                too_slow,
-                                stats,
-                                out_limit: config.out_limit,
-                            };
-                            hub.handle_input(id, &read_buf[..n], &mut out);
-                            self.settle_too_slow();
+                            self.with_hub(|hub, read_buf, out| {
+                                hub.handle_input(id, &read_buf[..n], out)
+                            });
                         }
                     }
                     // A short read means the kernel had no more bytes: with
@@ -715,7 +699,7 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            self.with_hub(|hub, out| hub.handle_eof(id, out));
+                            self.with_hub(|hub, _, out| hub.handle_eof(id, out));
                             self.queue_flush(key);
                         }
                     }
@@ -892,7 +876,7 @@ impl Server {
         self.closing.push(key);
         if is_chat {
             let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, out| hub.handle_disconnect(id, leave, out));
+            self.with_hub(|hub, _, out| hub.handle_disconnect(id, leave, out));
         }
     }
 
@@ -929,11 +913,13 @@ impl Server {
 
     // ----- chat plumbing -----------------------------------------------
 
-    /// Call the hub with an outbox over the connections, then deal with any
+    /// Call the hub with an outbox over the connections (and the read
+    /// buffer, whose bytes the hub frames in place), then deal with any
     /// client that turned out too slow.
-    fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &mut ConnOutbox<'_>)) {
+    fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &[u8], &mut ConnOutbox<'_>)) {
         let Server {
             hub,
+            read_buf,
             sources,
             flush_list,
             too_slow,
@@ -948,7 +934,7 @@ impl Server {
             stats,
             out_limit: config.out_limit,
         };
-        f(hub, &mut out);
+        f(hub, read_buf, &mut out);
         self.settle_too_slow();
     }
 
