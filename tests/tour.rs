@@ -13,8 +13,10 @@
 //!
 //! `docs_cite_only_code_that_exists`: every link in docs/*.md and README.md
 //! of the form [`name`](../src/... .rs) or [`name`](../tests/... .rs) must
-//! name a function, type, constant or variant that is defined in that file,
-//! so the docs cannot point at code or tests that were renamed or removed.
+//! name a function, type, constant or variant that is defined in that file
+//! (or the module that file is), so the docs cannot point at code or tests
+//! that were renamed or removed; and every link to `FILE.md#anchor` must
+//! find a heading with that anchor.
 //! Set `TOUR_DUMP=FILE` to write the normalised log of a replay to FILE.
 
 mod common;
@@ -301,8 +303,24 @@ fn code_links(doc: &Path) -> Vec<(String, PathBuf)> {
     links
 }
 
-/// Whether `file` defines `name` (the last `::` segment of it): a function,
-/// type, trait, constant, module, field or enum variant.
+/// Whether `file` is the module `name` itself (`chat` for src/client/chat.rs
+/// or src/protocol/chat/mod.rs).
+fn is_module_file(file: &Path, name: &str) -> bool {
+    let last = name.rsplit("::").next().unwrap();
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let module = if stem == "mod" {
+        file.parent()
+            .and_then(|d| d.file_name())
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+    } else {
+        stem
+    };
+    module == last
+}
+
+/// Whether `source` defines `name` (the last `::` segment of it): a
+/// function, type, trait, constant, module, field or enum variant.
 fn defines(source: &str, name: &str) -> bool {
     let name = name.trim_end_matches("()");
     let last = name.rsplit("::").next().unwrap();
@@ -326,6 +344,42 @@ fn defines(source: &str, name: &str) -> bool {
     })
 }
 
+/// Links to a heading of a Markdown file: (file, anchor); file is empty for
+/// a link within the same file.
+fn anchor_links(doc: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(doc).unwrap();
+    let mut links = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("](") {
+        rest = &rest[start + 2..];
+        let Some(close) = rest.find(')') else {
+            break;
+        };
+        let target = &rest[..close];
+        if target.contains("://") {
+            continue;
+        }
+        if let Some((file, anchor)) = target.split_once('#') {
+            if file.is_empty() || file.ends_with(".md") {
+                links.push((file.to_string(), anchor.to_string()));
+            }
+        }
+    }
+    links
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// turned into hyphens.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
 #[test]
 fn docs_cite_only_code_that_exists() {
     let mut docs: Vec<PathBuf> = std::fs::read_dir(repo_file("docs"))
@@ -340,6 +394,7 @@ fn docs_cite_only_code_that_exists() {
         for (name, file) in code_links(doc) {
             checked += 1;
             match std::fs::read_to_string(&file) {
+                Ok(_) if is_module_file(&file, &name) => {}
                 Ok(source) if defines(&source, &name) => {}
                 Ok(_) => broken.push(format!(
                     "{}: `{name}` is not defined in {}",
@@ -350,9 +405,35 @@ fn docs_cite_only_code_that_exists() {
             }
         }
     }
+    for doc in &docs {
+        for (target, anchor) in anchor_links(doc) {
+            checked += 1;
+            let file = if target.is_empty() {
+                doc.clone()
+            } else {
+                doc.parent().unwrap().join(&target)
+            };
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                broken.push(format!("{}: no such file {target}", doc.display()));
+                continue;
+            };
+            let slugs: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix('#'))
+                .map(|h| slug(h.trim_start_matches('#')))
+                .collect();
+            if !slugs.contains(&anchor) {
+                broken.push(format!(
+                    "{}: no heading for #{anchor} in {}",
+                    doc.display(),
+                    file.display()
+                ));
+            }
+        }
+    }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
     assert!(
-        checked > 20,
+        checked > 100,
         "only {checked} code links found: is the parser broken?"
     );
 }
@@ -375,4 +456,17 @@ fn normalising_keeps_what_matters() {
         "    Draining { deadline: Instant },",
         "Phase::Draining"
     ));
+    assert!(is_module_file(
+        Path::new("src/protocol/chat/mod.rs"),
+        "chat"
+    ));
+    assert!(is_module_file(
+        Path::new("src/client/send.rs"),
+        "client::send"
+    ));
+    assert_eq!(
+        slug("Half-close: end of input is not the end"),
+        "half-close-end-of-input-is-not-the-end"
+    );
+    assert_eq!(slug("One peer's error"), "one-peers-error");
 }
