@@ -15,8 +15,9 @@
 //! of the form [`name`](../src/... .rs) or [`name`](../tests/... .rs) must
 //! name a function, type, constant or variant that is defined in that file
 //! (or the module that file is), so the docs cannot point at code or tests
-//! that were renamed or removed; and every link to `FILE.md#anchor` must
-//! find a heading with that anchor.
+//! that were renamed or removed; every link to `FILE.md#anchor` must find a
+//! heading with that anchor; and every other relative link must name a file
+//! or directory that exists.
 //! Set `TOUR_DUMP=FILE` to write the normalised log of a replay to FILE.
 
 mod common;
@@ -344,8 +345,9 @@ fn defines(source: &str, name: &str) -> bool {
     })
 }
 
-/// Links to a heading of a Markdown file: (file, anchor); file is empty for
-/// a link within the same file.
+/// Relative links: (file, anchor) for a heading of a Markdown file (file
+/// empty for a heading of the same file), (path, "") for any other file or
+/// directory.
 fn anchor_links(doc: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(doc).unwrap();
     let mut links = Vec::new();
@@ -356,13 +358,16 @@ fn anchor_links(doc: &Path) -> Vec<(String, String)> {
             break;
         };
         let target = &rest[..close];
-        if target.contains("://") {
+        if target.contains("://") || target.contains(' ') {
             continue;
         }
-        if let Some((file, anchor)) = target.split_once('#') {
-            if file.is_empty() || file.ends_with(".md") {
+        match target.split_once('#') {
+            Some((file, anchor)) if file.is_empty() || file.ends_with(".md") => {
                 links.push((file.to_string(), anchor.to_string()));
             }
+            Some(_) => {}
+            // A plain relative link: the file (or directory) must exist.
+            None => links.push((target.to_string(), String::new())),
         }
     }
     links
@@ -413,6 +418,12 @@ fn docs_cite_only_code_that_exists() {
             } else {
                 doc.parent().unwrap().join(&target)
             };
+            if anchor.is_empty() {
+                if !file.exists() {
+                    broken.push(format!("{}: no such file {target}", doc.display()));
+                }
+                continue;
+            }
             let Ok(text) = std::fs::read_to_string(&file) else {
                 broken.push(format!("{}: no such file {target}", doc.display()));
                 continue;
