@@ -334,6 +334,8 @@ def draw_panel(add, events, bands, lane_of, start, end, x0, y0, w, scale, lanes_
             # backpressure, worth a label even when the slice is thin.
             place_label(lane, a - 3, "would block", COLOURS["write"])
             continue
+        if ev["name"] == "write" and is_partial(ev["args"]):
+            place_label(lane, a - 3, "partial", COLOURS["write"])
         if label and bw >= 6.2 * len(label) + 4:
             dark = ev["name"] in ("poll", "events", "still-ready", "flush", "sweep")
             add('<text x="%.1f" y="%d" font-size="9.5" fill="%s" pointer-events="none">%s</text>'
@@ -367,6 +369,13 @@ def draw_panel(add, events, bands, lane_of, start, end, x0, y0, w, scale, lanes_
                     % (x, y0 + lane * LANE_H + SLICE_Y - 7 - 9 * level, colour, html.escape(text)))
                 last_label_end[(lane, level)] = x + text_w
                 break
+
+
+def is_partial(args):
+    """A write that took less than was pending, short of the write budget
+    (WRITE_BUDGET_PER_TURN in src/config.rs): the send buffer filled up."""
+    written, pending = args.get("bytes_out", 0), args.get("pending")
+    return pending is not None and 0 < written < min(pending, 256 * 1024)
 
 
 def short_label(ev):

@@ -739,16 +739,17 @@ impl Server {
             let was_reading = conn.wants_read();
             // Traced only when there is something to write: an empty flush
             // (say, after EOF) makes no syscall.
-            let from = self
+            let traced = self
                 .trace
                 .as_ref()
-                .filter(|_| conn.pending_output() > 0)
-                .map(|_| Instant::now());
+                .map(|_| conn.pending_output())
+                .filter(|&pending| pending > 0)
+                .map(|pending| (Instant::now(), pending));
             match write_out(conn, &mut self.pool) {
                 Ok(written) => {
                     self.stats.bytes_out += written as u64;
-                    if let (Some(t), Some(from)) = (self.trace.as_mut(), from) {
-                        t.write(from, Instant::now(), key, written);
+                    if let (Some(t), Some((from, pending))) = (self.trace.as_mut(), traced) {
+                        t.write(from, Instant::now(), key, written, pending);
                     }
                 }
                 Err(e) => {

@@ -240,12 +240,22 @@ impl EventTrace {
         ));
     }
 
-    /// A flush of connection `token` wrote `bytes` from `from` to `to`.
-    pub fn write(&mut self, from: Instant, to: Instant, token: usize, bytes: usize) {
+    /// A flush of connection `token`, from `from` to `to`, wrote `bytes` of
+    /// the `pending` bytes it had. Fewer than pending (and than the write
+    /// budget) means the socket's send buffer filled up; 0 means it was
+    /// already full (`WouldBlock`).
+    pub fn write(
+        &mut self,
+        from: Instant,
+        to: Instant,
+        token: usize,
+        bytes: usize,
+        pending: usize,
+    ) {
         let tid = self.token_track(token);
         let (ts, dur) = self.span(from, to);
         self.record(format_args!(
-            r#"{{"name":"write","cat":"io","ph":"X","ts":{ts},"dur":{dur},"pid":1,"tid":{tid},"args":{{"token":{token},"bytes_out":{bytes}}}}}"#
+            r#"{{"name":"write","cat":"io","ph":"X","ts":{ts},"dur":{dur},"pid":1,"tid":{tid},"args":{{"token":{token},"bytes_out":{bytes},"pending":{pending}}}}}"#
         ));
     }
 
