@@ -712,7 +712,14 @@ impl Server {
                 }
             }
         }
-        self.refresh_interest(key);
+        // A connection with output queued gets its interest set after the
+        // flush at the end of the turn, when we know whether bytes remain:
+        // setting it now would arm WRITABLE only to disarm it a moment later,
+        // two epoll_ctl calls per message for nothing.
+        let queued = matches!(&self.sources.get(key), Some(Entry { source: Source::Conn(c), .. }) if c.flush_queued);
+        if !queued {
+            self.refresh_interest(key);
+        }
     }
 
     /// Put a connection on this turn's flush list (once).
@@ -843,7 +850,10 @@ impl Server {
                 .registry()
                 .reregister(&mut conn.stream, Token(key), wanted)
             {
-                Ok(()) => conn.interest = wanted,
+                Ok(()) => {
+                    conn.interest = wanted;
+                    self.stats.interest_changes += 1;
+                }
                 Err(e) => self.close_conn(key, CloseReason::Error(e.to_string())),
             }
         }
@@ -1023,6 +1033,7 @@ impl Server {
                 .is_ok()
             {
                 udp.interest = wanted;
+                self.stats.interest_changes += 1;
             }
         }
     }
