@@ -55,7 +55,7 @@ use source::{key_of, serial_matches, ChatConn, CloseReason, Conn, Entry, Listene
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
 use timers::IdleTimers;
-use trace::EventTrace;
+use trace::{EventTrace, Moved, Ready};
 
 /// The token of the signal source. Slab keys count up from 0, so the top of
 /// the token space never collides with one.
@@ -285,7 +285,7 @@ impl Server {
             (Some(t), Some(cap)) => Some(t.min(cap)),
             (t, cap) => t.or(cap),
         };
-        let waited_from = Instant::now();
+        let waited_from = self.trace_clock();
         match self.poll.poll(events, timeout) {
             Ok(()) => {}
             // A signal landed while we slept: just loop (the signal itself
@@ -294,17 +294,47 @@ impl Server {
             Err(e) => return Err(e),
         }
         self.now = Instant::now();
-        if let Some(t) = self.trace.as_mut() {
-            t.poll_wait(waited_from, self.now, events.iter().count());
+        if let (Some(t), Some(from)) = (self.trace.as_mut(), waited_from) {
+            t.poll_wait(from, self.now, events.iter().count(), timeout);
         }
-        for event in events.iter() {
-            self.dispatch(event.token(), Readiness::of(event));
-        }
-        self.retry_still_ready();
+        // Counting the batch is a pass over it: only when tracing.
+        let batch = if self.trace.is_some() {
+            events.iter().count()
+        } else {
+            0
+        };
+        self.step("events", batch, |s| {
+            for event in events.iter() {
+                s.dispatch(event.token(), Readiness::of(event));
+            }
+        });
+        self.step(
+            "still-ready",
+            self.still_ready.len(),
+            Server::retry_still_ready,
+        );
         self.fire_timers();
-        self.flush_pending();
-        self.sweep();
+        self.step("flush", self.flush_list.len(), Server::flush_pending);
+        self.step("sweep", self.closing.len(), Server::sweep);
         Ok(())
+    }
+
+    /// Run one step of the turn. With `--trace-events`, a step that had
+    /// `items` to handle is recorded as a slice on the loop's track; without,
+    /// this is just `run(self)`.
+    fn step(&mut self, name: &str, items: usize, run: impl FnOnce(&mut Server)) {
+        let from = self.trace_clock();
+        run(self);
+        if let (Some(t), Some(from)) = (self.trace.as_mut(), from) {
+            if items > 0 {
+                t.phase(name, from, Instant::now(), items);
+            }
+        }
+    }
+
+    /// The time now if tracing, so that no clock is read when it is off.
+    fn trace_clock(&self) -> Option<Instant> {
+        self.trace.as_ref().map(|_| Instant::now())
     }
 
     /// How long `poll` may sleep: not at all while some source still has
@@ -356,16 +386,23 @@ impl Server {
             ready.writable,
             ready.read_closed
         );
-        if let Some(t) = self.trace.as_mut() {
-            t.event(
-                self.now,
-                key,
-                entry.source.kind(),
-                ready.readable,
-                ready.writable,
-            );
+        let kind = entry.source.kind();
+        let traced = self.trace_clock().map(|at| (at, Moved::of(&self.stats)));
+        self.handle_ready(key, ready);
+        if let (Some(t), Some((from, before))) = (self.trace.as_mut(), traced) {
+            let ready = Ready {
+                readable: ready.readable,
+                writable: ready.writable,
+                closed: ready.read_closed,
+            };
+            let moved = Moved::of(&self.stats).since(before);
+            t.dispatch(from, Instant::now(), key, kind, ready, moved);
         }
-        match &entry.source {
+    }
+
+    /// Do what one event on slab entry `key` asks for.
+    fn handle_ready(&mut self, key: usize, ready: Readiness) {
+        match &self.sources[key].source {
             Source::Listener(_) => self.accept_ready(key),
             Source::Udp(_) => self.udp_ready(key, ready),
             Source::Conn(conn) => {
@@ -392,6 +429,9 @@ impl Server {
         let mut received = Vec::new();
         received.extend(self.signals.pending());
         for signal in received {
+            if let Some(t) = self.trace.as_mut() {
+                t.signal(signal);
+            }
             match self.phase {
                 Phase::Running => {
                     info!(
@@ -572,7 +612,7 @@ impl Server {
         self.stats.conns_accepted += 1;
         debug!("open {} {peer} token={key}", service.name());
         if let Some(t) = self.trace.as_mut() {
-            t.instant(self.now, "open", key);
+            t.instant("open", key, format_args!("{} {peer}", service.name()));
         }
         if let Some(idle) = self.config.idle_timeout {
             self.idle.schedule(self.now + idle, key, serial);
@@ -649,6 +689,9 @@ impl Server {
                 }
                 Ok(ReadOutcome::Eof) => {
                     trace!("token={key}: end of input");
+                    if let Some(t) = self.trace.as_mut() {
+                        t.instant("eof", key, "");
+                    }
                     match &mut conn.proto {
                         Proto::Echo(e) => {
                             e.handle_eof();
@@ -701,8 +744,21 @@ impl Server {
                 continue;
             }
             let was_reading = conn.wants_read();
+            // Traced only when there is something to write: an empty flush
+            // (say, after EOF) makes no syscall.
+            let traced = self
+                .trace
+                .as_ref()
+                .map(|_| conn.pending_output())
+                .filter(|&pending| pending > 0)
+                .map(|pending| (Instant::now(), pending));
             match write_out(conn, &mut self.pool) {
-                Ok(written) => self.stats.bytes_out += written as u64,
+                Ok(written) => {
+                    self.stats.bytes_out += written as u64;
+                    if let (Some(t), Some((from, pending))) = (self.trace.as_mut(), traced) {
+                        t.write(from, Instant::now(), key, written, pending);
+                    }
+                }
                 Err(e) => {
                     self.close_conn(key, CloseReason::Error(e.to_string()));
                     continue;
@@ -737,6 +793,9 @@ impl Server {
             return;
         };
         trace!("token={key}: output flushed, lingering until the client closes");
+        if let Some(t) = self.trace.as_mut() {
+            t.instant("linger", key, "");
+        }
         if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
             self.close_conn(key, CloseReason::Shutdown);
             return;
@@ -783,6 +842,9 @@ impl Server {
         };
         if wanted != conn.interest {
             trace!("token={key}: interest {:?} -> {:?}", conn.interest, wanted);
+            if let Some(t) = self.trace.as_mut() {
+                t.instant("interest", key, format_args!("{wanted:?}"));
+            }
             match self
                 .poll
                 .registry()
@@ -808,6 +870,9 @@ impl Server {
             return;
         }
         trace!("token={key}: closing ({reason})");
+        if let Some(t) = self.trace.as_mut() {
+            t.instant("closing", key, &reason);
+        }
         let is_chat = matches!(conn.proto, Proto::Chat(_));
         if reason != CloseReason::Done {
             // Nobody will read what is still queued.
@@ -852,7 +917,7 @@ impl Server {
                 self.now.saturating_duration_since(conn.opened)
             );
             if let Some(t) = self.trace.as_mut() {
-                t.instant(self.now, "close", key);
+                t.instant("close", key, &reason);
             }
         }
     }
@@ -958,6 +1023,9 @@ impl Server {
         let wanted = udp.desired_interest();
         if wanted != udp.interest {
             trace!("token={key}: udp interest {:?} -> {wanted:?}", udp.interest);
+            if let Some(t) = self.trace.as_mut() {
+                t.instant("interest", key, format_args!("{wanted:?}"));
+            }
             if self
                 .poll
                 .registry()
