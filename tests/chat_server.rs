@@ -467,7 +467,7 @@ fn garbage_never_breaks_the_chat() {
             "{line:?}"
         );
         assert!(
-            !line.chars().any(|c| (c.is_control() && c != '\t')),
+            !line.chars().any(|c| c.is_control() && c != '\t'),
             "control character relayed: {line:?}"
         );
     }
