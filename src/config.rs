@@ -47,6 +47,12 @@ pub const DATAGRAM_BUDGET_PER_TURN: usize = 256;
 /// descriptors (EMFILE/ENFILE), before it tries again.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
+/// The listen backlog: connections the kernel completes and queues for us
+/// before we accept them (capped by the kernel at `net.core.somaxconn`).
+/// std's and mio's 128 overflows under a burst of connects, and an overflow
+/// drops the SYN, which costs the client a one-second retransmit.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
 /// UDP replies that may wait while the socket cannot send. Past this the
 /// reply is dropped and counted.
 pub const UDP_QUEUE_DATAGRAMS: usize = 1024;
@@ -118,6 +124,21 @@ impl Service {
 }
 
 impl ServeConfig {
+    /// Serve `listeners` with every other option at its default (for
+    /// embedding the server, and for tests).
+    pub fn with_defaults(listeners: Vec<ListenerSpec>) -> ServeConfig {
+        ServeConfig {
+            listeners,
+            max_conns: DEFAULT_MAX_CONNS,
+            max_line: DEFAULT_MAX_LINE,
+            out_limit: DEFAULT_OUT_LIMIT,
+            idle_timeout: None,
+            shutdown_grace: Duration::from_secs_f64(DEFAULT_SHUTDOWN_GRACE_SECS),
+            stats_interval: None,
+            trace_events: None,
+        }
+    }
+
     /// Resolve the parsed command line: with none of `--echo`, `--udp-echo`,
     /// `--chat` given, serve the tutorial's three default sockets.
     pub fn from_args(a: &crate::cli::ServeArgs) -> ServeConfig {

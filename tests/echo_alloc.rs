@@ -41,19 +41,10 @@ fn round_trip(
 #[test]
 fn steady_state_echo_allocates_nothing_per_message() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    let config = ServeConfig {
-        listeners: vec![ListenerSpec {
-            service: Service::TcpEcho,
-            addr: "127.0.0.1:0".into(),
-        }],
-        max_conns: 100,
-        max_line: 4096,
-        out_limit: 1 << 20,
-        idle_timeout: None,
-        shutdown_grace: Duration::from_secs(1),
-        stats_interval: None,
-        trace_events: None,
-    };
+    let config = ServeConfig::with_defaults(vec![ListenerSpec {
+        service: Service::TcpEcho,
+        addr: "127.0.0.1:0".into(),
+    }]);
     let mut server = Server::bind(config).unwrap();
     let addr = server.local_addrs()[0].1;
     let mut events = Events::with_capacity(64);
@@ -71,6 +62,7 @@ fn steady_state_echo_allocates_nothing_per_message() {
         }
     }
     let before = dhat::HeapStats::get();
+    let interest_changes_before = server.stats().interest_changes;
     let rounds = 10_000;
     for i in 0..rounds {
         let c = &mut clients[i % 4];
@@ -81,6 +73,13 @@ fn steady_state_echo_allocates_nothing_per_message() {
     assert_eq!(
         allocations, 0,
         "{allocations} allocations in {rounds} echo round trips"
+    );
+    // Nor any epoll_ctl: every echo fits the send buffer, so WRITABLE is
+    // never armed and the interest never changes.
+    let changes = server.stats().interest_changes - interest_changes_before;
+    assert_eq!(
+        changes, 0,
+        "{changes} interest changes in {rounds} echo round trips"
     );
 
     // The counter itself works: one allocation is seen as one.

@@ -22,19 +22,10 @@ fn open_fds() -> u64 {
 
 #[test]
 fn emfile_backs_off_on_a_timer_and_recovers() {
-    let config = ServeConfig {
-        listeners: vec![ListenerSpec {
-            service: Service::TcpEcho,
-            addr: "127.0.0.1:0".into(),
-        }],
-        max_conns: 1000,
-        max_line: 4096,
-        out_limit: 1 << 20,
-        idle_timeout: None,
-        shutdown_grace: Duration::from_secs(1),
-        stats_interval: None,
-        trace_events: None,
-    };
+    let config = ServeConfig::with_defaults(vec![ListenerSpec {
+        service: Service::TcpEcho,
+        addr: "127.0.0.1:0".into(),
+    }]);
     let mut server = Server::bind(config).unwrap();
     let addr = server.local_addrs()[0].1;
     let mut events = Events::with_capacity(256);

@@ -55,7 +55,7 @@ use source::{key_of, serial_matches, ChatConn, CloseReason, Conn, Entry, Listene
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
 use timers::IdleTimers;
-use trace::EventTrace;
+use trace::{EventTrace, Moved, Ready};
 
 /// The token of the signal source. Slab keys count up from 0, so the top of
 /// the token space never collides with one.
@@ -169,7 +169,7 @@ impl Server {
             let token = Token(entry.key());
             let source = match spec.service {
                 Service::TcpEcho | Service::Chat => {
-                    let mut socket = TcpListener::bind(addr).map_err(fail)?;
+                    let mut socket = bind_listener(addr).map_err(fail)?;
                     poll.registry()
                         .register(&mut socket, token, Interest::READABLE)?;
                     Source::Listener(Listener {
@@ -285,7 +285,7 @@ impl Server {
             (Some(t), Some(cap)) => Some(t.min(cap)),
             (t, cap) => t.or(cap),
         };
-        let waited_from = Instant::now();
+        let waited_from = self.trace_clock();
         match self.poll.poll(events, timeout) {
             Ok(()) => {}
             // A signal landed while we slept: just loop (the signal itself
@@ -294,17 +294,47 @@ impl Server {
             Err(e) => return Err(e),
         }
         self.now = Instant::now();
-        if let Some(t) = self.trace.as_mut() {
-            t.poll_wait(waited_from, self.now, events.iter().count());
+        if let (Some(t), Some(from)) = (self.trace.as_mut(), waited_from) {
+            t.poll_wait(from, self.now, events.iter().count(), timeout);
         }
-        for event in events.iter() {
-            self.dispatch(event.token(), Readiness::of(event));
-        }
-        self.retry_still_ready();
+        // Counting the batch is a pass over it: only when tracing.
+        let batch = if self.trace.is_some() {
+            events.iter().count()
+        } else {
+            0
+        };
+        self.step("events", batch, |s| {
+            for event in events.iter() {
+                s.dispatch(event.token(), Readiness::of(event));
+            }
+        });
+        self.step(
+            "still-ready",
+            self.still_ready.len(),
+            Server::retry_still_ready,
+        );
         self.fire_timers();
-        self.flush_pending();
-        self.sweep();
+        self.step("flush", self.flush_list.len(), Server::flush_pending);
+        self.step("sweep", self.closing.len(), Server::sweep);
         Ok(())
+    }
+
+    /// Run one step of the turn. With `--trace-events`, a step that had
+    /// `items` to handle is recorded as a slice on the loop's track; without,
+    /// this is just `run(self)`.
+    fn step(&mut self, name: &str, items: usize, run: impl FnOnce(&mut Server)) {
+        let from = self.trace_clock();
+        run(self);
+        if let (Some(t), Some(from)) = (self.trace.as_mut(), from) {
+            if items > 0 {
+                t.phase(name, from, Instant::now(), items);
+            }
+        }
+    }
+
+    /// The time now if tracing, so that no clock is read when it is off.
+    fn trace_clock(&self) -> Option<Instant> {
+        self.trace.as_ref().map(|_| Instant::now())
     }
 
     /// How long `poll` may sleep: not at all while some source still has
@@ -356,16 +386,23 @@ impl Server {
             ready.writable,
             ready.read_closed
         );
-        if let Some(t) = self.trace.as_mut() {
-            t.event(
-                self.now,
-                key,
-                entry.source.kind(),
-                ready.readable,
-                ready.writable,
-            );
+        let kind = entry.source.kind();
+        let traced = self.trace_clock().map(|at| (at, Moved::of(&self.stats)));
+        self.handle_ready(key, ready);
+        if let (Some(t), Some((from, before))) = (self.trace.as_mut(), traced) {
+            let ready = Ready {
+                readable: ready.readable,
+                writable: ready.writable,
+                closed: ready.read_closed,
+            };
+            let moved = Moved::of(&self.stats).since(before);
+            t.dispatch(from, Instant::now(), key, kind, ready, moved);
         }
-        match &entry.source {
+    }
+
+    /// Do what one event on slab entry `key` asks for.
+    fn handle_ready(&mut self, key: usize, ready: Readiness) {
+        match &self.sources[key].source {
             Source::Listener(_) => self.accept_ready(key),
             Source::Udp(_) => self.udp_ready(key, ready),
             Source::Conn(conn) => {
@@ -392,6 +429,9 @@ impl Server {
         let mut received = Vec::new();
         received.extend(self.signals.pending());
         for signal in received {
+            if let Some(t) = self.trace.as_mut() {
+                t.signal(signal);
+            }
             match self.phase {
                 Phase::Running => {
                     info!(
@@ -428,7 +468,7 @@ impl Server {
                 self.sources.remove(key);
             }
         }
-        self.with_hub(|hub, out| hub.handle_shutdown(out));
+        self.with_hub(|hub, _, out| hub.handle_shutdown(out));
         let keys: Vec<usize> = self.sources.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Source::Conn(conn) = &mut self.sources[key].source {
@@ -572,14 +612,14 @@ impl Server {
         self.stats.conns_accepted += 1;
         debug!("open {} {peer} token={key}", service.name());
         if let Some(t) = self.trace.as_mut() {
-            t.instant(self.now, "open", key);
+            t.instant("open", key, format_args!("{} {peer}", service.name()));
         }
         if let Some(idle) = self.config.idle_timeout {
             self.idle.schedule(self.now + idle, key, serial);
         }
         if service == Service::Chat {
             let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, out| hub.handle_connect(id, out));
+            self.with_hub(|hub, _, out| hub.handle_connect(id, out));
         }
     }
 
@@ -633,25 +673,9 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            let Server {
-                                hub,
-                                read_buf,
-                                sources,
-                                flush_list,
-                                too_slow,
-                                stats,
-                                config,
-                                ..
-                            } = self;
-                            let mut out = ConnOutbox {
-                                sources,
-                                flush_list,
-                                too_slow,
-                                stats,
-                                out_limit: config.out_limit,
-                            };
-                            hub.handle_input(id, &read_buf[..n], &mut out);
-                            self.settle_too_slow();
+                            self.with_hub(|hub, read_buf, out| {
+                                hub.handle_input(id, &read_buf[..n], out)
+                            });
                         }
                     }
                     // A short read means the kernel had no more bytes: with
@@ -665,6 +689,9 @@ impl Server {
                 }
                 Ok(ReadOutcome::Eof) => {
                     trace!("token={key}: end of input");
+                    if let Some(t) = self.trace.as_mut() {
+                        t.instant("eof", key, "");
+                    }
                     match &mut conn.proto {
                         Proto::Echo(e) => {
                             e.handle_eof();
@@ -672,7 +699,7 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            self.with_hub(|hub, out| hub.handle_eof(id, out));
+                            self.with_hub(|hub, _, out| hub.handle_eof(id, out));
                             self.queue_flush(key);
                         }
                     }
@@ -685,7 +712,14 @@ impl Server {
                 }
             }
         }
-        self.refresh_interest(key);
+        // A connection with output queued gets its interest set after the
+        // flush at the end of the turn, when we know whether bytes remain:
+        // setting it now would arm WRITABLE only to disarm it a moment later,
+        // two epoll_ctl calls per message for nothing.
+        let queued = matches!(&self.sources.get(key), Some(Entry { source: Source::Conn(c), .. }) if c.flush_queued);
+        if !queued {
+            self.refresh_interest(key);
+        }
     }
 
     /// Put a connection on this turn's flush list (once).
@@ -710,8 +744,21 @@ impl Server {
                 continue;
             }
             let was_reading = conn.wants_read();
+            // Traced only when there is something to write: an empty flush
+            // (say, after EOF) makes no syscall.
+            let traced = self
+                .trace
+                .as_ref()
+                .map(|_| conn.pending_output())
+                .filter(|&pending| pending > 0)
+                .map(|pending| (Instant::now(), pending));
             match write_out(conn, &mut self.pool) {
-                Ok(written) => self.stats.bytes_out += written as u64,
+                Ok(written) => {
+                    self.stats.bytes_out += written as u64;
+                    if let (Some(t), Some((from, pending))) = (self.trace.as_mut(), traced) {
+                        t.write(from, Instant::now(), key, written, pending);
+                    }
+                }
                 Err(e) => {
                     self.close_conn(key, CloseReason::Error(e.to_string()));
                     continue;
@@ -746,6 +793,9 @@ impl Server {
             return;
         };
         trace!("token={key}: output flushed, lingering until the client closes");
+        if let Some(t) = self.trace.as_mut() {
+            t.instant("linger", key, "");
+        }
         if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
             self.close_conn(key, CloseReason::Shutdown);
             return;
@@ -792,12 +842,18 @@ impl Server {
         };
         if wanted != conn.interest {
             trace!("token={key}: interest {:?} -> {:?}", conn.interest, wanted);
+            if let Some(t) = self.trace.as_mut() {
+                t.instant("interest", key, format_args!("{wanted:?}"));
+            }
             match self
                 .poll
                 .registry()
                 .reregister(&mut conn.stream, Token(key), wanted)
             {
-                Ok(()) => conn.interest = wanted,
+                Ok(()) => {
+                    conn.interest = wanted;
+                    self.stats.interest_changes += 1;
+                }
                 Err(e) => self.close_conn(key, CloseReason::Error(e.to_string())),
             }
         }
@@ -814,6 +870,9 @@ impl Server {
             return;
         }
         trace!("token={key}: closing ({reason})");
+        if let Some(t) = self.trace.as_mut() {
+            t.instant("closing", key, &reason);
+        }
         let is_chat = matches!(conn.proto, Proto::Chat(_));
         if reason != CloseReason::Done {
             // Nobody will read what is still queued.
@@ -828,7 +887,7 @@ impl Server {
         self.closing.push(key);
         if is_chat {
             let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, out| hub.handle_disconnect(id, leave, out));
+            self.with_hub(|hub, _, out| hub.handle_disconnect(id, leave, out));
         }
     }
 
@@ -858,18 +917,20 @@ impl Server {
                 self.now.saturating_duration_since(conn.opened)
             );
             if let Some(t) = self.trace.as_mut() {
-                t.instant(self.now, "close", key);
+                t.instant("close", key, &reason);
             }
         }
     }
 
     // ----- chat plumbing -----------------------------------------------
 
-    /// Call the hub with an outbox over the connections, then deal with any
+    /// Call the hub with an outbox over the connections (and the read
+    /// buffer, whose bytes the hub frames in place), then deal with any
     /// client that turned out too slow.
-    fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &mut ConnOutbox<'_>)) {
+    fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &[u8], &mut ConnOutbox<'_>)) {
         let Server {
             hub,
+            read_buf,
             sources,
             flush_list,
             too_slow,
@@ -884,7 +945,7 @@ impl Server {
             stats,
             out_limit: config.out_limit,
         };
-        f(hub, &mut out);
+        f(hub, read_buf, &mut out);
         self.settle_too_slow();
     }
 
@@ -962,6 +1023,9 @@ impl Server {
         let wanted = udp.desired_interest();
         if wanted != udp.interest {
             trace!("token={key}: udp interest {:?} -> {wanted:?}", udp.interest);
+            if let Some(t) = self.trace.as_mut() {
+                t.instant("interest", key, format_args!("{wanted:?}"));
+            }
             if self
                 .poll
                 .registry()
@@ -969,6 +1033,7 @@ impl Server {
                 .is_ok()
             {
                 udp.interest = wanted;
+                self.stats.interest_changes += 1;
             }
         }
     }
@@ -1145,6 +1210,19 @@ fn flush_udp(socket: &UdpSocket, echo: &mut UdpEcho, pool: &mut BufferPool, stat
         }
         echo.pop_front(pool);
     }
+}
+
+/// A non-blocking TCP listener with our backlog (`config::LISTEN_BACKLOG`)
+/// and `SO_REUSEADDR` (so a restarted server can bind while old connections
+/// sit in TIME_WAIT), as mio's own `bind` does but with a larger backlog.
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(config::LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Whether an accept error means the process or system ran out of file

@@ -12,19 +12,10 @@ use super::*;
 use crate::config::{ListenerSpec, ServeConfig, Service};
 
 fn echo_config() -> ServeConfig {
-    ServeConfig {
-        listeners: vec![ListenerSpec {
-            service: Service::TcpEcho,
-            addr: "127.0.0.1:0".into(),
-        }],
-        max_conns: 100,
-        max_line: 4096,
-        out_limit: 1 << 20,
-        idle_timeout: None,
-        shutdown_grace: Duration::from_secs(1),
-        stats_interval: None,
-        trace_events: None,
-    }
+    ServeConfig::with_defaults(vec![ListenerSpec {
+        service: Service::TcpEcho,
+        addr: "127.0.0.1:0".into(),
+    }])
 }
 
 /// Slab keys of the open connections.
