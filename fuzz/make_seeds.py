@@ -12,7 +12,7 @@ encoding (1.x) of the input types in src/testing/:
 - a String = its bytes in place, its length taken from the END of the data
   (the first string's length is the very last byte; one byte each while
   the whole input is at most 256 bytes, which every seed here is);
-- line_framing and chat_session decode by hand: first byte, chunk lengths
+- line_framing, chat_session and client_lines decode by hand: first byte, chunk lengths
   (length from the last byte), then the stream as it is.
 """
 import os
@@ -186,6 +186,12 @@ SEEDS = {
         "too-long": stream_input(10, [], b"0123456789A\nok\n0123456789ABCDEF" + b"more\n/who\n"),
         "controls": stream_input(80, [9], b"\x1b[2J\x07 ring\n/me \xc2\x85 next\n\t tab\n/nick GUEST1\nlast"),
         "cross-room": stream_input(40, [], b"/join side\n/who\n/msg GUEST3 psst\n/join #lobby\n/rooms\n/quit\nignored\n"),
+    },
+    "client_lines": {
+        "crlf-and-bye": stream_input(63, [], b"hello\r\nworld\n\nbye\r\nnot sent\n"),
+        "pieces": stream_input(3, [2, 5, 1], b"abcdefghij\nab\r\nabcd\r\nbyebye\n bye\nBye\nb"),
+        "controls": stream_input(39, [7], b"\x1b[2J\x07\tok\n\xc2\x85\xc2\xa0\n\xff\xfe\n\xe4\xbd\xa0\xe5\xa5\xbd\nby"),
+        "bye-split": stream_input(15, [1, 1, 1, 1], b"b" b"y" b"e" b"\n" b"after\n"),
     },
     "chat_hub": {
         "nick-join-msg": hub_input(64, 4000, False, [

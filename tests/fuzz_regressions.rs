@@ -17,10 +17,13 @@ use std::path::Path;
 use arbitrary::{Arbitrary, Unstructured};
 use sockloop::testing::chat_hub::ChatHubInput;
 use sockloop::testing::chat_session::ChatSessionInput;
+use sockloop::testing::client_lines::ClientLinesInput;
 use sockloop::testing::echo_stream::EchoStreamInput;
 use sockloop::testing::line_framing::LineFramingInput;
 use sockloop::testing::udp_echo::UdpEchoInput;
-use sockloop::testing::{chat_hub, chat_session, echo_stream, line_framing, udp_echo};
+use sockloop::testing::{
+    chat_hub, chat_session, client_lines, echo_stream, line_framing, udp_echo,
+};
 
 /// Decode `bytes` exactly as the fuzz target does.
 fn decode<'a, T: Arbitrary<'a>>(bytes: &'a [u8]) -> T {
@@ -62,6 +65,7 @@ fn every_seed_decodes_and_passes() {
     assert!(replay_corpus::<ChatHubInput>("chat_hub", chat_hub::check) >= 3);
     assert!(replay_corpus::<EchoStreamInput>("echo_stream", echo_stream::check) >= 2);
     assert!(replay_corpus::<UdpEchoInput>("udp_echo", udp_echo::check) >= 2);
+    assert!(replay_corpus::<ClientLinesInput>("client_lines", client_lines::check) >= 3);
 }
 
 /// The seeds decode to the scenarios fuzz/make_seeds.py says they are.

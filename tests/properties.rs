@@ -13,10 +13,13 @@ use proptest::test_runner::FileFailurePersistence;
 use sockloop::testing::chat_hub::{ChatHubInput, HubOp, LineOp, NameChoice};
 use sockloop::testing::chat_model::Reason;
 use sockloop::testing::chat_session::ChatSessionInput;
+use sockloop::testing::client_lines::ClientLinesInput;
 use sockloop::testing::echo_stream::{EchoOp, EchoStreamInput};
 use sockloop::testing::line_framing::LineFramingInput;
 use sockloop::testing::udp_echo::{Source, UdpEchoInput, UdpOp};
-use sockloop::testing::{chat_hub, chat_session, echo_stream, line_framing, udp_echo};
+use sockloop::testing::{
+    chat_hub, chat_session, client_lines, echo_stream, line_framing, udp_echo,
+};
 
 /// Bytes rich in line endings.
 fn line_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -178,6 +181,26 @@ proptest! {
         stream in chat_stream(),
     ) {
         chat_session::check(&ChatSessionInput { max_line, chunk_lens, stream });
+    }
+
+    /// `client_lines`: the clients' splitter agrees with the naive rule
+    /// (long lines in pieces, nothing lost), printing is terminal-safe, and
+    /// `bye` stops the typed stream at the right byte.
+    #[test]
+    fn client_lines(
+        max in prop_oneof![3 => 0u8..8, 1 => any::<u8>()],
+        chunk_lens in chunk_lens(),
+        stream in proptest::collection::vec(
+            prop_oneof![
+                4 => line_bytes(12),
+                1 => Just(b"bye\n".to_vec()),
+                1 => Just(b"bye\r\n".to_vec()),
+                1 => "[\\x00-\\x1f\\x7f-\\x9f\\ta-z]{0,6}\n".prop_map(String::into_bytes),
+            ],
+            0..12,
+        ).prop_map(|parts| parts.concat()),
+    ) {
+        client_lines::check(&ClientLinesInput { max, chunk_lens, stream });
     }
 
     /// `chat_hub`: several clients, any interleaving: the hub agrees with

@@ -21,6 +21,8 @@
 //!   with arbitrary reads and partial writes: output equals input.
 //! - [`udp_echo`] checks [`UdpEcho`](crate::protocol::udp_echo::UdpEcho) against a
 //!   queue model: replies whole, to their source, bounded, port guard.
+//! - [`client_lines`] checks the clients' line splitter, terminal-safe
+//!   printing and `bye` detection ([`crate::client::lines`]).
 //!
 //! Why a module of the library rather than a file under `tests/`: the fuzz
 //! crate and the tests are separate crates, and both need the same code and
@@ -32,6 +34,7 @@
 pub mod chat_hub;
 pub mod chat_model;
 pub mod chat_session;
+pub mod client_lines;
 pub mod echo_stream;
 pub mod line_framing;
 pub mod udp_echo;
