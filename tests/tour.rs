@@ -336,6 +336,7 @@ fn defines(source: &str, name: &str) -> bool {
         let line = line.trim_start();
         let line = line.strip_prefix("pub ").unwrap_or(line);
         let line = line.strip_prefix("pub(crate) ").unwrap_or(line);
+        let line = line.strip_prefix("pub(super) ").unwrap_or(line);
         words.iter().any(|w| {
             line.strip_prefix(w).is_some_and(|r| {
                 r.starts_with(last)

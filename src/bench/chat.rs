@@ -1,0 +1,696 @@
+//! `bench chat`: `--conns` clients in #lobby; the first
+//! min(conns, [`CHAT_MAX_SENDERS`]) of them send, each with a window of
+//! `--pipeline` lines in flight; every client receives and checks every line
+//! relayed to it, and its latency from the sender's timestamp.
+//!
+//! Setup (not timed): connect everyone, read each welcome line to learn the
+//! client's nickname (`guestK`), and wait until every client has seen the
+//! join notice of every client that came after it, so that no join notice is
+//! still on its way when the clock starts.
+//!
+//! Load: a line is *done* when every other live client has received it; a
+//! sender starts a new line only while fewer than `--pipeline` of its lines
+//! are not done. This closed loop keeps each receiver's backlog at the server
+//! below `senders x pipeline` lines, so a fast bench never gets its own
+//! receivers disconnected as too slow (keep that times the line length under
+//! the server's `--out-limit`).
+//!
+//! Checking: the server relays one sender's lines to one receiver in order,
+//! so each receiver keeps, per sender, the next sequence number it expects,
+//! and compares each relayed payload byte for byte with the line regenerated
+//! from that number and the sender's recorded send time. A `<nick>` that is
+//! none of ours, and notices, are skipped and counted as *ignored*;
+//! `* error:` lines and lines that differ are *mismatched*; deliveries still
+//! missing at the end are *lost*.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use super::payload::Format;
+use super::report::{Progress, Tally};
+use super::tcp::{connect_all, OutStream};
+use super::{
+    new_poll, poll_once, Clock, Plan, Schedule, Turn, CHAT_MAX_SENDERS, CHAT_SETUP_TIMEOUT,
+    DRAIN_TIMEOUT,
+};
+use crate::net::{read_once, ReadOutcome};
+
+/// A receive buffer that hands out complete lines (without the LF). A line
+/// longer than the buffer cannot be one of ours: it is skipped to its LF and
+/// reported as one overlong line.
+#[derive(Debug)]
+pub struct LineBuf {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    discarding: bool,
+}
+
+/// What one [`LineBuf::read_from`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inbox {
+    /// The socket has nothing more for now.
+    Drained,
+    /// The peer closed (or reset) the connection.
+    Closed,
+}
+
+impl LineBuf {
+    /// A buffer of `capacity` bytes.
+    pub fn new(capacity: usize) -> LineBuf {
+        LineBuf {
+            buf: vec![0u8; capacity.max(2)].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            discarding: false,
+        }
+    }
+
+    /// Read what `src` has and call `on_line` for every complete line
+    /// (`Some(line)`) or every overlong line skipped (`None`).
+    pub fn read_from<R: Read>(
+        &mut self,
+        src: &mut R,
+        mut on_line: impl FnMut(Option<&[u8]>),
+    ) -> Inbox {
+        loop {
+            if self.end == self.buf.len() {
+                if self.start > 0 {
+                    self.buf.copy_within(self.start..self.end, 0);
+                    self.end -= self.start;
+                    self.start = 0;
+                } else {
+                    // A whole buffer without LF: drop it, skip to the next LF.
+                    if !self.discarding {
+                        on_line(None);
+                    }
+                    self.discarding = true;
+                    self.end = 0;
+                }
+            }
+            let space = self.buf.len() - self.end;
+            let n = match read_once(src, &mut self.buf[self.end..]) {
+                Ok(ReadOutcome::Data(n)) => n,
+                Ok(ReadOutcome::WouldBlock) => return Inbox::Drained,
+                Ok(ReadOutcome::Eof) | Err(_) => return Inbox::Closed,
+            };
+            let mut scan = self.end;
+            self.end += n;
+            while let Some(at) = self.buf[scan..self.end].iter().position(|&b| b == b'\n') {
+                let lf = scan + at;
+                if self.discarding {
+                    self.discarding = false;
+                } else {
+                    on_line(Some(&self.buf[self.start..lf]));
+                }
+                self.start = lf + 1;
+                scan = lf + 1;
+            }
+            // Nothing kept: a discarded fragment, or every line consumed.
+            if self.discarding || self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            }
+            // A read that did not fill the space emptied the socket; later
+            // bytes raise a new edge.
+            if n < space {
+                return Inbox::Drained;
+            }
+        }
+    }
+}
+
+/// The guest number in a nickname `guestK`.
+fn guest_number(nick: &[u8]) -> Option<u64> {
+    let digits = nick.strip_prefix(b"guest")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The nickname a welcome line gives: `* welcome to ..., you are NICK in ...`.
+fn welcome_nick(line: &[u8]) -> Option<&[u8]> {
+    if !line.starts_with(b"* welcome") {
+        return None;
+    }
+    const YOU_ARE: &[u8] = b"you are ";
+    let at = line.windows(YOU_ARE.len()).position(|w| w == YOU_ARE)? + YOU_ARE.len();
+    let rest = &line[at..];
+    Some(&rest[..rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())])
+}
+
+/// The nickname in a join notice `* NICK joined #lobby`.
+fn joined_nick(line: &[u8]) -> Option<&[u8]> {
+    line.strip_prefix(b"* ")?.strip_suffix(b" joined #lobby")
+}
+
+/// One line of a sender's window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    sent_ns: u64,
+    /// Receivers that have not received it yet.
+    remaining: u32,
+}
+
+/// A sending client's closed loop.
+#[derive(Debug)]
+struct Sender {
+    /// Index of the client that sends.
+    client: usize,
+    out: OutStream,
+    /// Line `seq` lives at `seq % window` while not done.
+    ring: Box<[Pending]>,
+    /// The oldest line not done; `out.started()` is the next line.
+    base: u64,
+}
+
+/// Everything the receivers and senders share, apart from the sockets: who
+/// is who, what each receiver expects next from each sender, and the
+/// senders' windows. Sans-IO: tests drive it with lines and `Vec` writers.
+#[derive(Debug)]
+pub struct Book {
+    format: Format,
+    window: u64,
+    /// Sender index of each client, if it sends.
+    sender_of: Vec<Option<usize>>,
+    senders: Vec<Sender>,
+    /// `expected[r * senders + s]`: the next line receiver `r` expects from
+    /// sender `s`.
+    expected: Vec<u64>,
+    /// Client index by guest number.
+    by_guest: HashMap<u64, usize>,
+    /// Live clients.
+    live: usize,
+    /// Lines sent and not done, over all senders: the drain ends at 0.
+    open_lines: u64,
+    /// Senders whose window opened since they last wrote.
+    woken: Vec<usize>,
+    is_woken: Vec<bool>,
+}
+
+impl Book {
+    /// `clients` clients of which the first `senders` send `size`-byte
+    /// lines, `window` in flight each.
+    pub fn new(clients: usize, senders: usize, size: usize, window: usize) -> Book {
+        let format = Format::Text { size };
+        Book {
+            format,
+            window: window as u64,
+            sender_of: (0..clients).map(|c| (c < senders).then_some(c)).collect(),
+            senders: (0..senders)
+                .map(|client| Sender {
+                    client,
+                    out: OutStream::new(OutStream::capacity_for(format.wire_len(), window)),
+                    ring: vec![Pending::default(); window].into_boxed_slice(),
+                    base: 0,
+                })
+                .collect(),
+            expected: vec![0; clients * senders],
+            by_guest: HashMap::with_capacity(clients),
+            live: clients,
+            open_lines: 0,
+            woken: Vec::with_capacity(senders),
+            is_woken: vec![false; senders],
+        }
+    }
+
+    /// Client `client` is `guestK`.
+    pub fn name(&mut self, client: usize, guest: u64) {
+        self.by_guest.insert(guest, client);
+    }
+
+    /// Lines sent and not yet received by everyone.
+    pub fn open_lines(&self) -> u64 {
+        self.open_lines
+    }
+
+    /// One line received by client `r` during the load.
+    pub fn on_line(&mut self, r: usize, line: &[u8], turn: &Turn, tally: &mut Tally) {
+        if line.starts_with(b"* error") {
+            tally.mismatched += 1;
+            return;
+        }
+        let relayed = line
+            .strip_prefix(b"<")
+            .and_then(|rest| rest.iter().position(|&b| b == b'>').map(|at| (rest, at)))
+            .filter(|&(rest, at)| rest.get(at + 1) == Some(&b' '));
+        let Some((rest, at)) = relayed else {
+            tally.ignored += 1; // a notice
+            return;
+        };
+        let (nick, payload) = (&rest[..at], &rest[at + 2..]);
+        let Some(&from) = guest_number(nick).and_then(|g| self.by_guest.get(&g)) else {
+            tally.ignored += 1; // someone else's line
+            return;
+        };
+        let Some(s) = self.sender_of[from].filter(|_| from != r) else {
+            // Our own line, or from a client of ours that never sends.
+            tally.mismatched += 1;
+            return;
+        };
+        let slot = r * self.senders.len() + s;
+        let seq = self.expected[slot];
+        let sender = &mut self.senders[s];
+        if seq >= sender.out.started() {
+            tally.mismatched += 1;
+            return;
+        }
+        let pending = &mut sender.ring[(seq % self.window) as usize];
+        if payload.len() + 1 != self.format.wire_len()
+            || !self.format.matches(seq, pending.sent_ns, 0, payload)
+        {
+            tally.mismatched += 1;
+            return;
+        }
+        tally.answered(
+            line.len() + 1,
+            turn.now_ns.saturating_sub(pending.sent_ns),
+            turn.now,
+        );
+        self.expected[slot] = seq + 1;
+        pending.remaining -= 1;
+        if pending.remaining == 0 {
+            self.complete(s);
+        }
+    }
+
+    /// A line of sender `s` may be done: move its window on, and wake it.
+    fn complete(&mut self, s: usize) {
+        let sender = &mut self.senders[s];
+        let started = sender.out.started();
+        while sender.base < started
+            && sender.ring[(sender.base % self.window) as usize].remaining == 0
+        {
+            sender.base += 1;
+            self.open_lines -= 1;
+        }
+        if !self.is_woken[s] {
+            self.is_woken[s] = true;
+            self.woken.push(s);
+        }
+    }
+
+    /// Client `r` is gone: every line in flight that it had not received yet
+    /// is lost (for it), and no longer waits for it.
+    pub fn drop_client(&mut self, r: usize, tally: &mut Tally) {
+        self.live -= 1;
+        for s in 0..self.senders.len() {
+            if self.senders[s].client == r {
+                continue;
+            }
+            let from = self.expected[r * self.senders.len() + s];
+            let started = self.senders[s].out.started();
+            let mut any_done = false;
+            for seq in from..started {
+                let p = &mut self.senders[s].ring[(seq % self.window) as usize];
+                p.remaining -= 1;
+                tally.lost += 1;
+                any_done |= p.remaining == 0;
+            }
+            if any_done {
+                self.complete(s);
+            }
+        }
+    }
+
+    /// Sender `s` writes to `dst`: it finishes its current line and starts
+    /// new ones while its window has room.
+    pub fn pump<W: Write>(
+        &mut self,
+        s: usize,
+        dst: &mut W,
+        turn: &Turn,
+        tally: &mut Tally,
+    ) -> io::Result<()> {
+        let receivers = (self.live - 1) as u32;
+        let window = self.window;
+        let sender = &mut self.senders[s];
+        let (base, ring) = (sender.base, &mut sender.ring);
+        let open_lines = &mut self.open_lines;
+        sender.out.pump(dst, &self.format, |seq| {
+            if turn.running && receivers > 0 && seq - base < window {
+                ring[(seq % window) as usize] = Pending {
+                    sent_ns: turn.now_ns,
+                    remaining: receivers,
+                };
+                *open_lines += 1;
+                tally.sent += 1;
+                Some(turn.now_ns)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Deliveries still missing: counted as lost when the bench stops.
+    pub fn missing(&self) -> u64 {
+        self.senders
+            .iter()
+            .map(|s| {
+                (s.base..s.out.started())
+                    .map(|seq| u64::from(s.ring[(seq % self.window) as usize].remaining))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    inbox: LineBuf,
+    /// Guest number, from the welcome line.
+    guest: Option<u64>,
+    /// Join notices seen for guests numbered above this client's own.
+    joins_seen: usize,
+}
+
+fn setup_error(plan: &Plan, what: String) -> io::Error {
+    io::Error::other(format!("chat at {}: {what}", plan.addr))
+}
+
+/// Connect everyone and wait until every welcome and join notice is in.
+fn set_up(
+    plan: &Plan,
+    poll: &mut mio::Poll,
+    events: &mut mio::Events,
+    book: &mut Book,
+) -> io::Result<Vec<Option<Client>>> {
+    let streams = connect_all(poll, events, plan.addr, plan.conns)?;
+    let capacity = (2 * (plan.size + 64)).max(4096);
+    let mut clients: Vec<Option<Client>> = streams
+        .into_iter()
+        .map(|stream| {
+            Some(Client {
+                stream,
+                inbox: LineBuf::new(capacity),
+                guest: None,
+                joins_seen: 0,
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + CHAT_SETUP_TIMEOUT;
+    let mut welcomed = 0;
+    // For each client, how many of ours joined after it (known once all are
+    // welcomed; guests are numbered in connection order).
+    let mut joins_due: Option<Vec<usize>> = None;
+    let mut ready: Vec<usize> = (0..clients.len()).collect();
+    loop {
+        for &i in &ready {
+            let Some(Client {
+                stream,
+                inbox,
+                guest,
+                joins_seen,
+            }) = clients[i].as_mut()
+            else {
+                continue;
+            };
+            let mut bad_line: Option<String> = None;
+            let state = inbox.read_from(stream, |line| {
+                let Some(line) = line else { return };
+                match *guest {
+                    None => match welcome_nick(line).and_then(guest_number) {
+                        Some(g) => *guest = Some(g),
+                        None => bad_line = Some(String::from_utf8_lossy(line).into_owned()),
+                    },
+                    Some(own) => {
+                        if joined_nick(line)
+                            .and_then(guest_number)
+                            .is_some_and(|g| g > own)
+                        {
+                            *joins_seen += 1;
+                        }
+                    }
+                }
+            });
+            if let Some(line) = bad_line {
+                return Err(setup_error(
+                    plan,
+                    format!("expected a welcome line, got {line:?}"),
+                ));
+            }
+            if state == Inbox::Closed {
+                return Err(setup_error(
+                    plan,
+                    "the server closed a connection during setup".into(),
+                ));
+            }
+            if let Some(g) = *guest {
+                if !book.by_guest.contains_key(&g) {
+                    book.name(i, g);
+                    welcomed += 1;
+                }
+            }
+        }
+        if joins_due.is_none() && welcomed == clients.len() {
+            let mut order: Vec<(u64, usize)> = clients
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((c.as_ref()?.guest?, i)))
+                .collect();
+            order.sort_unstable();
+            let mut due = vec![0; clients.len()];
+            for (rank, &(_, i)) in order.iter().enumerate() {
+                due[i] = order.len() - 1 - rank;
+            }
+            joins_due = Some(due);
+        }
+        if let Some(due) = &joins_due {
+            let settled = clients
+                .iter()
+                .zip(due)
+                .all(|(c, &d)| c.as_ref().is_some_and(|c| c.joins_seen >= d));
+            if settled {
+                return Ok(clients);
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(setup_error(
+                plan,
+                format!(
+                    "setup did not settle within {} s ({welcomed} of {} clients welcomed)",
+                    CHAT_SETUP_TIMEOUT.as_secs(),
+                    clients.len()
+                ),
+            ));
+        }
+        poll_once(poll, events, deadline - now)?;
+        ready.clear();
+        ready.extend(events.iter().map(|e| e.token().0));
+    }
+}
+
+/// Run `bench chat`. Returns the counters, the number of senders and the
+/// measured interval.
+pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
+    let clock = Clock::start();
+    let (mut poll, mut events) = new_poll()?;
+    let senders = plan.conns.min(CHAT_MAX_SENDERS);
+    let mut book = Book::new(plan.conns, senders, plan.size, plan.pipeline);
+    let mut clients = set_up(plan, &mut poll, &mut events, &mut book)?;
+    let mut tally = Tally::new();
+    let mut progress = Progress::new("bench chat", plan.duration);
+    let mut schedule = Schedule::new(plan.duration, DRAIN_TIMEOUT);
+
+    let turn = Turn::now(&clock, &schedule);
+    for s in 0..senders {
+        if let Some(c) = clients[s].as_mut() {
+            if book.pump(s, &mut c.stream, &turn, &mut tally).is_err() {
+                drop_client(&mut clients, &mut book, s, &mut tally);
+            }
+        }
+    }
+    loop {
+        let now = Instant::now();
+        schedule.advance(now);
+        if book.live < 2 {
+            schedule.stop(now);
+        }
+        if !schedule.running() && (book.open_lines() == 0 || schedule.drain_expired(now)) {
+            break;
+        }
+        progress.update(now, now - schedule.start, &tally);
+        let timeout = schedule.poll_timeout(now, &progress, None);
+        poll_once(&mut poll, &mut events, timeout)?;
+        let turn = Turn::now(&clock, &schedule);
+        for event in events.iter() {
+            let r = event.token().0;
+            let Some(client) = clients[r].as_mut() else {
+                continue;
+            };
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            if readable {
+                let book_ref = &mut book;
+                let tally_ref = &mut tally;
+                let state = client
+                    .inbox
+                    .read_from(&mut client.stream, |line| match line {
+                        Some(line) => book_ref.on_line(r, line, &turn, tally_ref),
+                        None => tally_ref.ignored += 1,
+                    });
+                if state == Inbox::Closed {
+                    drop_client(&mut clients, &mut book, r, &mut tally);
+                    continue;
+                }
+            }
+            if let Some(s) = book.sender_of[r] {
+                if event.is_writable() {
+                    book.senders[s].out.unblock();
+                }
+                if !book.is_woken[s] {
+                    book.is_woken[s] = true;
+                    book.woken.push(s);
+                }
+            }
+        }
+        // Senders whose window opened (or whose socket drained) write now,
+        // once per turn however many receivers completed their lines.
+        while let Some(s) = book.woken.pop() {
+            book.is_woken[s] = false;
+            let c = book.senders[s].client;
+            let Some(client) = clients[c].as_mut() else {
+                continue;
+            };
+            if book.pump(s, &mut client.stream, &turn, &mut tally).is_err() {
+                drop_client(&mut clients, &mut book, c, &mut tally);
+            }
+        }
+    }
+    tally.lost += book.missing();
+    progress.finish();
+    let elapsed = schedule.elapsed(&tally);
+    Ok((tally, senders, elapsed))
+}
+
+/// Client `r`'s connection ended under the bench: count it, close it, and
+/// stop waiting for it.
+fn drop_client(clients: &mut [Option<Client>], book: &mut Book, r: usize, tally: &mut Tally) {
+    if clients[r].take().is_some() {
+        tally.disconnected += 1;
+        book.drop_client(r, tally);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn turn(now_ns: u64) -> Turn {
+        Turn {
+            now: Instant::now(),
+            now_ns,
+            running: true,
+        }
+    }
+
+    #[test]
+    fn parses_the_servers_lines() {
+        let w = b"* welcome to sockloop chat, you are guest12 in #lobby; /help lists commands";
+        assert_eq!(welcome_nick(w).and_then(guest_number), Some(12));
+        assert_eq!(joined_nick(b"* guest7 joined #lobby"), Some(&b"guest7"[..]));
+        assert_eq!(guest_number(b"guest"), None);
+        assert_eq!(guest_number(b"guestx1"), None);
+        assert_eq!(guest_number(b"alice"), None);
+        assert_eq!(welcome_nick(b"* guest1 joined #lobby"), None);
+    }
+
+    #[test]
+    fn line_buf_splits_lines_across_reads_and_skips_overlong_ones() {
+        let mut lb = LineBuf::new(8);
+        let mut got: Vec<Option<Vec<u8>>> = Vec::new();
+        let data = b"ab\ncd\nthis-is-too-long\nok\npart";
+        let mut src = Cursor::new(&data[..]);
+        let state = lb.read_from(&mut src, |l| got.push(l.map(<[u8]>::to_vec)));
+        assert_eq!(state, Inbox::Closed); // a Cursor ends: EOF
+        assert_eq!(
+            got,
+            [
+                Some(b"ab".to_vec()),
+                Some(b"cd".to_vec()),
+                None,
+                Some(b"ok".to_vec())
+            ]
+        );
+    }
+
+    /// Two clients that both send, wired through a fake relay.
+    fn relay(book: &mut Book, sender: usize, nick: &str, tally: &mut Tally) -> Vec<Vec<u8>> {
+        let mut wire = Vec::new();
+        book.pump(sender, &mut wire, &turn(100), tally).unwrap();
+        wire.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| [format!("<{nick}> ").as_bytes(), l].concat())
+            .collect()
+    }
+
+    fn pair(window: usize) -> Book {
+        let mut book = Book::new(3, 2, 40, window);
+        book.name(0, 5);
+        book.name(1, 6);
+        book.name(2, 7);
+        book
+    }
+
+    #[test]
+    fn relayed_lines_check_and_complete_the_window() {
+        let mut book = pair(2);
+        let mut tally = Tally::new();
+        let lines = relay(&mut book, 0, "guest5", &mut tally);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(book.open_lines(), 2);
+        // Nothing more until the window opens.
+        assert!(relay(&mut book, 0, "guest5", &mut tally).is_empty());
+        for r in [1, 2] {
+            for l in &lines {
+                book.on_line(r, l, &turn(150), &mut tally);
+            }
+        }
+        assert_eq!((tally.messages, tally.errors()), (4, 0));
+        assert_eq!(book.open_lines(), 0);
+        assert_eq!(tally.latency.max(), 50);
+        assert_eq!(relay(&mut book, 0, "guest5", &mut tally).len(), 2);
+    }
+
+    #[test]
+    fn wrong_lines_are_mismatches_and_notices_are_ignored() {
+        let mut book = pair(1);
+        let mut tally = Tally::new();
+        let line = relay(&mut book, 0, "guest5", &mut tally).remove(0);
+        let mut bad = line.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        book.on_line(1, &bad, &turn(1), &mut tally); // corrupt
+        book.on_line(0, &line, &turn(1), &mut tally); // its own line back
+        book.on_line(1, b"* error: line too long", &turn(1), &mut tally);
+        book.on_line(1, &line[..line.len() - 1], &turn(1), &mut tally); // short
+        assert_eq!(tally.mismatched, 4);
+        book.on_line(1, b"* guest9 joined #lobby", &turn(1), &mut tally);
+        book.on_line(1, b"<guest9> hello", &turn(1), &mut tally);
+        assert_eq!(tally.ignored, 2);
+        // The good copy still counts, once; a duplicate does not.
+        book.on_line(1, &line, &turn(1), &mut tally);
+        book.on_line(1, &line, &turn(1), &mut tally);
+        assert_eq!((tally.messages, tally.mismatched), (1, 5));
+    }
+
+    #[test]
+    fn a_receiver_that_leaves_turns_its_missing_lines_into_losses() {
+        let mut book = pair(3);
+        let mut tally = Tally::new();
+        let lines = relay(&mut book, 1, "guest6", &mut tally);
+        assert_eq!(lines.len(), 3);
+        book.on_line(0, &lines[0], &turn(1), &mut tally);
+        for l in &lines {
+            book.on_line(2, l, &turn(1), &mut tally);
+        }
+        book.drop_client(0, &mut tally);
+        assert_eq!((tally.messages, tally.lost), (4, 2));
+        assert_eq!(book.open_lines(), 0);
+        assert_eq!(book.missing(), 0);
+    }
+}
