@@ -47,6 +47,12 @@ pub const DATAGRAM_BUDGET_PER_TURN: usize = 256;
 /// descriptors (EMFILE/ENFILE), before it tries again.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
+/// The listen backlog: connections the kernel completes and queues for us
+/// before we accept them (capped by the kernel at `net.core.somaxconn`).
+/// std's and mio's 128 overflows under a burst of connects, and an overflow
+/// drops the SYN, which costs the client a one-second retransmit.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
 /// UDP replies that may wait while the socket cannot send. Past this the
 /// reply is dropped and counted.
 pub const UDP_QUEUE_DATAGRAMS: usize = 1024;

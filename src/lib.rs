@@ -17,12 +17,25 @@
 //! - [`cli`]: the command line (clap), every subcommand and option of SPEC.md.
 //! - [`config`]: every limit and default, named, in one place.
 //! - [`reactor`]: the only code that calls mio for the server: poll loop,
-//!   slab, dispatch, deferred close, timers, signals, stats.
+//!   slab, dispatch, deferred close, timers, signals, stats, and the
+//!   `--trace-events` timeline ([`reactor::trace`]).
 //! - [`net`]: tiny socket helpers (`would_block`, read/write once).
 //! - [`buffer`]: bounded byte queues and shared lines for fan-out.
 //! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
 //! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.
 //! - [`bench`](mod@bench): the load generator.
+//! - [`testing`]: naive models and invariant checks of the protocol state
+//!   machines, shared by the fuzz targets (fuzz/) and the property tests.
+//!
+//! # Reading further
+//!
+//! In the repository's `docs/`: `tour.md` follows one real run of the
+//! server line by line, from `RUST_LOG=trace` output and a timeline;
+//! `architecture.md` draws the loop, the slab and token lifecycle and every
+//! state machine; `pitfalls.md` names each trap of a hand-written reactor,
+//! where this crate handles it and which test proves it; `limits.md` lists
+//! every bound and its policy; `protocol.md` is the protocols, for users;
+//! `fuzzing.md` is how the state machines are fuzzed and what is checked.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -35,3 +48,4 @@ pub mod config;
 pub mod net;
 pub mod protocol;
 pub mod reactor;
+pub mod testing;

@@ -419,3 +419,68 @@ fn idle_clients_are_closed_with_a_notice() {
         line = watcher.line();
     }
 }
+
+/// Garbage from one client: a megabyte of LFs, half a UTF-8 character at the
+/// end of a write, random binary with NULs. The server never panics,
+/// answers per SPEC (errors to the sender, sanitized relays to the others)
+/// and keeps serving.
+#[test]
+fn garbage_never_breaks_the_chat() {
+    let (_server, addr) = chat_server(&["--max-line", "64"]);
+    let mut cs = clients(addr, 2);
+    let [a, b] = &mut cs[..] else { unreachable!() };
+
+    // A megabyte of empty lines: ignored, no output to anyone. The marker
+    // line after it is the first thing b sees.
+    a.send_raw(&vec![b'\n'; 1 << 20]);
+    a.send("marker 1");
+    b.expect(&format!("<{}> marker 1", a.nick));
+
+    // Half a character, then the rest: "你" is E4 BD A0.
+    a.send_raw(b"half \xe4\xbd");
+    b.send("meanwhile");
+    a.expect(&format!("<{}> meanwhile", b.nick));
+    a.send_raw(b"\xa0 done\n");
+    b.expect(&format!("<{}> half 你 done", a.nick));
+
+    // Random binary (xorshift, NULs and control bytes included).
+    let mut x: u32 = 0x9e37_79b9;
+    let garbage: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    a.send_raw(&garbage);
+    a.send_raw(b"\nmarker 2\n");
+    // Everything b receives before the marker is a relay from a, valid
+    // UTF-8 (Client::line checks) with no control characters but TAB.
+    loop {
+        let line = b.line();
+        if line == format!("<{}> marker 2", a.nick) {
+            break;
+        }
+        assert!(
+            line.starts_with(&format!("<{}> ", a.nick)) || line.starts_with("* "),
+            "{line:?}"
+        );
+        assert!(
+            !line.chars().any(|c| c.is_control() && c != '\t'),
+            "control character relayed: {line:?}"
+        );
+    }
+    // a got only error lines (or nothing) for its garbage, then everyone is
+    // still served.
+    a.send("/who");
+    loop {
+        let line = a.line();
+        if line.starts_with("* users in #lobby: ") {
+            break;
+        }
+        assert!(line.starts_with("* error: "), "{line:?}");
+    }
+    b.send("still here");
+    a.expect(&format!("<{}> still here", b.nick));
+}

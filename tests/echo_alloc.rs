@@ -62,6 +62,7 @@ fn steady_state_echo_allocates_nothing_per_message() {
         }
     }
     let before = dhat::HeapStats::get();
+    let interest_changes_before = server.stats().interest_changes;
     let rounds = 10_000;
     for i in 0..rounds {
         let c = &mut clients[i % 4];
@@ -72,6 +73,13 @@ fn steady_state_echo_allocates_nothing_per_message() {
     assert_eq!(
         allocations, 0,
         "{allocations} allocations in {rounds} echo round trips"
+    );
+    // Nor any epoll_ctl: every echo fits the send buffer, so WRITABLE is
+    // never armed and the interest never changes.
+    let changes = server.stats().interest_changes - interest_changes_before;
+    assert_eq!(
+        changes, 0,
+        "{changes} interest changes in {rounds} echo round trips"
     );
 
     // The counter itself works: one allocation is seen as one.

@@ -174,6 +174,9 @@ fn sigterm_drains_and_exits_zero() {
         b"",
         "echo connection closed cleanly"
     );
+    // After its FIN the server waits (lingers) for each client to close.
+    drop(echo);
+    drop(chat);
     let status = server.wait_exit();
     assert_eq!(status.code(), Some(0), "stderr: {:#?}", server.stderr.seen);
 }

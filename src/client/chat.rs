@@ -1,8 +1,309 @@
-//! `sockloop chat` (not built yet: see issue 4).
+//! `sockloop chat`: a client for the chat service, interactive or scripted.
+//!
+//! # The loop
+//!
+//! Two tokens:
+//!
+//! - [`SOCKET`]: the TCP connection, registered READABLE | WRITABLE by the
+//!   non-blocking connect. While connecting, an event means "check the
+//!   connect" (`take_error()`, then `peer_addr()`). Once connected, the
+//!   interest is READABLE, plus WRITABLE only while the outbox holds bytes
+//!   the socket would not take. READABLE: read (up to a budget per turn),
+//!   split into lines, print them to stdout and flush. WRITABLE: flush the
+//!   outbox.
+//! - [`STDIN`]: stdin, registered only once connected (see
+//!   [`super::stdin`] for how a terminal, pipe, file or `/dev/null` each
+//!   become events under this token). Read it while the outbox has room and
+//!   queue the bytes as they are: the server does the line framing.
+//!
+//! The phases are [`Phase::Connecting`], [`Phase::Chatting`] and
+//! [`Phase::Quitting`]:
+//!
+//! - `/nick NAME` is queued as the first line once connected, when given.
+//! - At end of stdin an unfinished last line gets its LF, `/quit` is queued,
+//!   and the client waits at most [`super::CLOSE_WAIT`] for the server to
+//!   close (the server answers `* bye` and closes). If it does not, the
+//!   client notes it on stderr and closes anyway, with status 0: everything
+//!   the user asked for was sent.
+//! - Whenever the server closes the connection (after `/quit` or `bye`, at
+//!   server shutdown, or when it disconnects us), the last lines are printed
+//!   and the client exits with status 0. A connection reset while chatting is
+//!   an error (exit 1); after `/quit` it is only the server closing on us.
+//!
+//! Received lines are printed as they arrive, made safe for a terminal by
+//! [`super::lines::printable`]. Writing to stdout blocks: if nobody reads our
+//! stdout, we stop reading the socket and the server eventually disconnects
+//! us as too slow, instead of this client buffering without bound.
 
+use std::io;
+use std::net::SocketAddr;
+
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use super::lines::LineSplitter;
+use super::stdin::Stdin;
+use super::{
+    Deadline, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
+};
 use crate::cli::ChatArgs;
+use crate::config::READ_BUF_SIZE;
+use crate::net::{self, ReadOutcome};
+
+/// The token of the connection to the server.
+pub const SOCKET: Token = Token(0);
+/// The token of stdin (polled directly, or woken by the stdin thread).
+pub const STDIN: Token = Token(1);
+
+/// Where the conversation with the server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The TCP connect is in progress.
+    Connecting,
+    /// Lines flow both ways.
+    Chatting,
+    /// stdin ended and `/quit` is sent or queued: waiting for the server to
+    /// close, until the deadline.
+    Quitting,
+}
 
 /// Run `sockloop chat`.
-pub fn run(_args: &ChatArgs) -> std::io::Result<()> {
-    Err(std::io::Error::other("sockloop chat is not built yet"))
+pub fn run(args: &ChatArgs) -> io::Result<()> {
+    if let Some(nick) = &args.nick {
+        if nick.is_empty() || nick.contains(|c: char| c.is_control()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid nickname {nick:?}: empty, or not on one line"),
+            ));
+        }
+    }
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(16);
+    let (mut stream, server) = super::connect(&args.addr)?;
+    poll.registry()
+        .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+    let mut chat = Chat::new(stream, server, args.nick.as_deref());
+    loop {
+        super::poll_once(&mut poll, &mut events, chat.poll_timeout())?;
+        for event in events.iter() {
+            chat.note(event);
+        }
+        if chat.turn(poll.registry())? == Done::Yes {
+            return Ok(());
+        }
+    }
+}
+
+/// Whether the client is finished.
+#[derive(Debug, PartialEq, Eq)]
+enum Done {
+    Yes,
+    No,
+}
+
+/// The client's whole state; one turn of the loop is [`Chat::turn`].
+struct Chat {
+    stream: TcpStream,
+    server: SocketAddr,
+    phase: Phase,
+    deadline: Deadline,
+    /// The interest the socket is registered with now.
+    interest: Interest,
+    /// The socket may have bytes for us (an event said so, or the last turn
+    /// stopped at its budget).
+    socket_readable: bool,
+    /// `None` before the connection exists and after stdin ended.
+    stdin: Option<Stdin>,
+    /// stdin may have bytes for us.
+    stdin_ready: bool,
+    outbox: Outbox,
+    received: LineSplitter,
+    read_buf: Vec<u8>,
+    /// Lines to print, gathered so that one read becomes one write to stdout.
+    to_print: Vec<u8>,
+}
+
+impl Chat {
+    fn new(stream: TcpStream, server: SocketAddr, nick: Option<&str>) -> Chat {
+        let mut outbox = Outbox::new();
+        if let Some(nick) = nick {
+            // Queued now, sent first once connected.
+            outbox.push(format!("/nick {nick}\n").as_bytes());
+        }
+        Chat {
+            stream,
+            server,
+            phase: Phase::Connecting,
+            deadline: Deadline::after(CONNECT_TIMEOUT),
+            interest: Interest::READABLE | Interest::WRITABLE,
+            socket_readable: false,
+            stdin: None,
+            stdin_ready: false,
+            outbox,
+            received: LineSplitter::new(MAX_RECEIVED_LINE),
+            read_buf: vec![0u8; READ_BUF_SIZE],
+            to_print: Vec::new(),
+        }
+    }
+
+    /// Record what an event says; the work happens in [`Chat::turn`].
+    fn note(&mut self, event: &Event) {
+        match event.token() {
+            SOCKET if event.is_readable() || event.is_read_closed() || event.is_error() => {
+                self.socket_readable = true;
+            }
+            STDIN => self.stdin_ready = true,
+            _ => {}
+        }
+    }
+
+    /// Poll at once while a source still has input left over from a turn cut
+    /// short by its budget; otherwise wait for events or the deadline.
+    fn poll_timeout(&self) -> Option<std::time::Duration> {
+        let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
+        if self.phase != Phase::Connecting && (self.socket_readable || stdin_pending) {
+            Some(std::time::Duration::ZERO)
+        } else {
+            self.deadline.poll_timeout()
+        }
+    }
+
+    /// One turn of the loop, after a poll.
+    fn turn(&mut self, registry: &Registry) -> io::Result<Done> {
+        if self.phase == Phase::Connecting {
+            if self.deadline.expired() {
+                return Err(super::connect_timeout_error(self.server, CONNECT_TIMEOUT));
+            }
+            // Any event on the socket may be the end of the connect.
+            match super::connect_result(&self.stream, self.server)? {
+                None => return Ok(Done::No),
+                Some(peer) => self.connected(peer, registry)?,
+            }
+        }
+        if self.socket_readable && self.read_socket()? == Done::Yes {
+            return Ok(Done::Yes);
+        }
+        if self.phase == Phase::Quitting && self.deadline.expired() {
+            eprintln!(
+                "sockloop: {} did not close the connection within {} of /quit; closing",
+                self.server,
+                super::show_secs(CLOSE_WAIT)
+            );
+            return Ok(Done::Yes);
+        }
+        if self.read_stdin(registry)? == Done::Yes {
+            return Ok(Done::Yes);
+        }
+        if let Err(e) = self.outbox.flush(&mut self.stream) {
+            return self.lost(e);
+        }
+        super::update_interest(
+            registry,
+            &mut self.stream,
+            SOCKET,
+            &mut self.interest,
+            &self.outbox,
+        )?;
+        Ok(Done::No)
+    }
+
+    fn connected(&mut self, peer: SocketAddr, registry: &Registry) -> io::Result<()> {
+        log::debug!("chat: connected to {peer}");
+        self.phase = Phase::Chatting;
+        self.deadline = Deadline::never();
+        self.stdin = Some(Stdin::register(registry, STDIN)?);
+        // stdin may already hold input; a directly polled pipe reports that
+        // with an event, a helper thread with a wake-up, but trying costs
+        // one read and saves a turn.
+        self.stdin_ready = true;
+        self.socket_readable = true;
+        Ok(())
+    }
+
+    /// Read and print, up to the budget. `Done::Yes` when the server closed.
+    fn read_socket(&mut self) -> io::Result<Done> {
+        let mut budget = READ_BUDGET_PER_TURN;
+        let mut done = Done::No;
+        while budget > 0 {
+            match net::read_once(&mut self.stream, &mut self.read_buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    budget = budget.saturating_sub(n);
+                    let to_print = &mut self.to_print;
+                    self.received
+                        .push(&self.read_buf[..n], |line| super::add_line(to_print, line));
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.socket_readable = false;
+                    break;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    log::debug!("chat: {} closed the connection", self.server);
+                    let to_print = &mut self.to_print;
+                    self.received.finish(|line| super::add_line(to_print, line));
+                    done = Done::Yes;
+                    break;
+                }
+                Err(e) => {
+                    super::print(&mut self.to_print)?;
+                    return self.lost(e);
+                }
+            }
+        }
+        super::print(&mut self.to_print)?;
+        Ok(done)
+    }
+
+    /// Move stdin into the outbox while there is room, flushing as we go so
+    /// that room frees up, up to the budget. `Done::Yes` when the connection
+    /// broke after `/quit`.
+    fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
+        let mut budget = READ_BUDGET_PER_TURN;
+        while self.stdin_ready && budget > 0 {
+            let Some(stdin) = &mut self.stdin else {
+                break;
+            };
+            let room = self.outbox.room().min(self.read_buf.len()).min(budget);
+            if room == 0 {
+                // Full: wait for WRITABLE to drain the outbox; stdin stays
+                // "ready" so the next turn resumes reading it.
+                break;
+            }
+            match stdin.read(&mut self.read_buf[..room])? {
+                ReadOutcome::Data(n) => {
+                    budget -= n;
+                    self.outbox.push(&self.read_buf[..n]);
+                    if let Err(e) = self.outbox.flush(&mut self.stream) {
+                        return self.lost(e);
+                    }
+                }
+                ReadOutcome::WouldBlock => self.stdin_ready = false,
+                ReadOutcome::Eof => {
+                    log::debug!("chat: end of stdin; sending /quit");
+                    if let Some(stdin) = self.stdin.take() {
+                        stdin.close(registry);
+                    }
+                    self.stdin_ready = false;
+                    self.outbox.finish_line();
+                    self.outbox.push(b"/quit\n");
+                    self.phase = Phase::Quitting;
+                    self.deadline = Deadline::after(CLOSE_WAIT);
+                }
+            }
+        }
+        Ok(Done::No)
+    }
+
+    /// The connection failed under us. After `/quit` that is just the server
+    /// closing (perhaps with a reset); before, it is an error.
+    fn lost(&mut self, e: io::Error) -> io::Result<Done> {
+        if self.phase == Phase::Quitting {
+            log::debug!("chat: connection ended after /quit: {e}");
+            return Ok(Done::Yes);
+        }
+        Err(io::Error::new(
+            e.kind(),
+            format!("connection to {} lost: {e}", self.server),
+        ))
+    }
 }

@@ -1,5 +1,357 @@
 //! The clients: `send`, `chat` and `talk`, each a small mio loop of its own.
+//!
+//! They are the tutorial's programs done properly. Each one owns a `mio::Poll`
+//! with at most three sources (a socket, stdin, a listener), waits for
+//! readiness, and reacts; none of them ever blocks on a socket. What they
+//! share lives here and in the helper modules:
+//!
+//! - [`connect`](fn@connect) and [`connect_result`]: a non-blocking TCP connect
+//!   done right (register, wait for an event, `take_error()`, then
+//!   `peer_addr()`), with errors that name the address.
+//! - [`Outbox`]: the bounded queue of bytes waiting for the socket, written
+//!   with the same `write_once` helper as the server.
+//! - [`stdin`]: stdin as a mio source, whatever stdin is (terminal, pipe,
+//!   regular file, `/dev/null`).
+//! - [`lines`]: splitting received bytes into lines and making them safe to
+//!   print on a terminal.
+//! - [`Deadline`]: the one timer each client needs, turned into a poll timeout
+//!   (mio has no timers of its own).
+//!
+//! # Memory bounds
+//!
+//! Every client's memory is bounded whatever the peer does. Bytes from stdin
+//! wait in the [`Outbox`] (at most [`OUTBOX_LIMIT`] bytes, plus a closing
+//! `/quit` or `bye` line): while it is full, the client simply stops reading
+//! stdin, so a peer that never reads stalls the typist instead of growing the
+//! client. Received bytes are printed as soon as a line is complete; a partial
+//! line is kept up to [`MAX_RECEIVED_LINE`] bytes and then printed in pieces.
+//! Writing to stdout blocks: when whoever reads our stdout stops reading, the
+//! loop stops too, the kernel's socket buffers fill, and the server (or peer)
+//! sees a slow reader, which is the honest outcome.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::buffer::{BufferPool, ByteQueue};
+use crate::net::{self, WriteOutcome};
 
 pub mod chat;
+pub mod lines;
 pub mod send;
+pub mod stdin;
 pub mod talk;
+
+/// Bytes read from stdin that may wait for the socket. While the outbox holds
+/// this much, stdin is not read.
+pub const OUTBOX_LIMIT: usize = 64 * 1024;
+
+/// The longest received line kept whole; a longer one is printed in pieces of
+/// this size, so that no byte is lost and memory stays bounded.
+pub const MAX_RECEIVED_LINE: usize = 64 * 1024;
+
+/// How long `chat` and `talk` wait for a TCP connection to be established.
+/// (`send` uses its `--timeout` instead.)
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `chat` (after `/quit`) and `talk` (after `bye`) wait for the other
+/// side to close the connection before closing it themselves.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Start a non-blocking TCP connect to `addr` (`host:port`).
+///
+/// Returns the stream and the resolved address. The connection does not exist
+/// yet: register the stream, and on its first event call [`connect_result`].
+pub fn connect(addr: &str) -> io::Result<(TcpStream, SocketAddr)> {
+    let resolved = crate::config::resolve(addr)?;
+    let stream = TcpStream::connect(resolved).map_err(|e| connect_error(resolved, e))?;
+    Ok((stream, resolved))
+}
+
+/// After an event on a stream that is still connecting: has the connect
+/// finished?
+///
+/// `Ok(Some(peer))` once connected; `Ok(None)` when the event was spurious and
+/// the connect is still in progress (keep waiting); `Err` (naming `addr`) when
+/// it failed, e.g. "connect to 127.0.0.1:9: Connection refused".
+///
+/// The order matters (DESIGN.md, trap 9): `take_error()` first, because a
+/// failed connect reports its reason there (`SO_ERROR`); then `peer_addr()`,
+/// which succeeds only on a connected socket.
+pub fn connect_result(stream: &TcpStream, addr: SocketAddr) -> io::Result<Option<SocketAddr>> {
+    if let Some(err) = stream.take_error().map_err(|e| connect_error(addr, e))? {
+        return Err(connect_error(addr, err));
+    }
+    match stream.peer_addr() {
+        Ok(peer) => Ok(Some(peer)),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(None),
+        Err(e) => Err(connect_error(addr, e)),
+    }
+}
+
+/// "connect to ADDR: WHY", keeping the error's kind.
+pub fn connect_error(addr: SocketAddr, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), format!("connect to {addr}: {err}"))
+}
+
+/// "connect to ADDR: timed out after N s".
+pub fn connect_timeout_error(addr: SocketAddr, after: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("connect to {addr}: timed out after {}", show_secs(after)),
+    )
+}
+
+/// A duration for a person: `2s`, `0.5s`.
+pub fn show_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+/// The one timer a client loop needs. mio has no timers: the loop passes
+/// [`Deadline::poll_timeout`] to `Poll::poll` and, after it returns, asks
+/// [`Deadline::expired`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// No deadline: poll waits for events only.
+    pub fn never() -> Deadline {
+        Deadline(None)
+    }
+
+    /// `after` from now.
+    pub fn after(after: Duration) -> Deadline {
+        Deadline(Some(Instant::now() + after))
+    }
+
+    /// The timeout for the next `Poll::poll`: the time left, or `None` to wait
+    /// for events only.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.0
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.0.is_some_and(|at| Instant::now() >= at)
+    }
+}
+
+/// One `Poll::poll` that treats `EINTR` as "no events this time" (DESIGN.md,
+/// trap 11): the caller's loop then checks its deadline and polls again.
+/// `timeout` is `None` to wait for events only.
+pub fn poll_once(
+    poll: &mut mio::Poll,
+    events: &mut mio::Events,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    match poll.poll(events, timeout) {
+        Err(e) if net::interrupted(&e) => {
+            events.clear();
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Bytes a client reads from one source (socket or stdin) in one turn of its
+/// loop before giving the other source a turn (DESIGN.md, trap 5). A source
+/// with more to read makes the next poll return at once.
+pub const READ_BUDGET_PER_TURN: usize = 64 * 1024;
+
+/// Register `stream` for READABLE always, plus WRITABLE only while bytes
+/// wait in `outbox` (DESIGN.md, trap 6): the interest is a function of the
+/// state. `current` is what the stream is registered with now; the
+/// `reregister` syscall happens only when that changes.
+pub fn update_interest(
+    registry: &mio::Registry,
+    stream: &mut TcpStream,
+    token: mio::Token,
+    current: &mut mio::Interest,
+    outbox: &Outbox,
+) -> io::Result<()> {
+    let wanted = if outbox.is_empty() {
+        mio::Interest::READABLE
+    } else {
+        mio::Interest::READABLE | mio::Interest::WRITABLE
+    };
+    if wanted != *current {
+        registry.reregister(stream, token, wanted)?;
+        *current = wanted;
+    }
+    Ok(())
+}
+
+/// Append one received line, made safe for a terminal, and its LF to the
+/// lines waiting for [`print()`].
+pub fn add_line(to_print: &mut Vec<u8>, line: &[u8]) {
+    to_print.extend_from_slice(lines::printable(line).as_bytes());
+    to_print.push(b'\n');
+}
+
+/// Write the gathered lines to stdout in one go, flush, and empty `to_print`.
+/// This blocks while stdout's reader is behind; see "Memory bounds" above.
+pub fn print(to_print: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Write;
+    if to_print.is_empty() {
+        return Ok(());
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(to_print)
+        .and_then(|()| out.flush())
+        .map_err(|e| io::Error::new(e.kind(), format!("stdout: {e}")))?;
+    to_print.clear();
+    Ok(())
+}
+
+/// Bytes waiting for the socket, bounded by [`OUTBOX_LIMIT`].
+///
+/// The owner reads stdin only while [`Outbox::room`] is non-zero, writes with
+/// [`Outbox::flush`] after every push and on every WRITABLE event, and asks
+/// mio for WRITABLE only while [`Outbox::is_empty`] is false.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: ByteQueue,
+    pool: BufferPool,
+    /// The last byte ever pushed, to know whether a line is unfinished.
+    last_pushed: Option<u8>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Outbox {
+        Outbox::default()
+    }
+
+    /// Bytes stdin may still add before the outbox is full.
+    pub fn room(&self) -> usize {
+        OUTBOX_LIMIT.saturating_sub(self.queue.len())
+    }
+
+    /// Nothing waits for the socket.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Queue bytes for the socket. Callers push stdin bytes only up to
+    /// [`Outbox::room`]; the client's own short control lines (`/nick`,
+    /// `/quit`, `bye`) may go a few bytes past the limit.
+    pub fn push(&mut self, data: &[u8]) {
+        if let Some(&last) = data.last() {
+            self.last_pushed = Some(last);
+            self.queue.push(data, &mut self.pool);
+        }
+    }
+
+    /// End an unfinished line (stdin ended without a final LF), so that a line
+    /// the client adds next (`/quit`, `bye`) is not glued to it.
+    pub fn finish_line(&mut self) {
+        if self.last_pushed.is_some_and(|b| b != b'\n') {
+            self.push(b"\n");
+        }
+    }
+
+    /// Write until the outbox is empty or the socket would block. Errors
+    /// (`BrokenPipe` when the peer is gone: DESIGN.md, trap 15) are returned.
+    pub fn flush<W: io::Write>(&mut self, dst: &mut W) -> io::Result<()> {
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[])];
+            let n = self.queue.io_slices(&mut slices);
+            match net::write_once(dst, &slices[..n])? {
+                WriteOutcome::Wrote(n) => self.queue.consume(n, &mut self.pool),
+                WriteOutcome::WouldBlock => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop whatever waits (the conversation is over).
+    pub fn clear(&mut self) {
+        self.queue.clear(&mut self.pool);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `per_call` bytes, then blocks after
+    /// `calls` writes, like a socket whose buffer fills up.
+    struct Trickle {
+        got: Vec<u8>,
+        per_call: usize,
+        calls: usize,
+    }
+    impl io::Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.calls == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls -= 1;
+            let n = buf.len().min(self.per_call);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn outbox_keeps_what_the_socket_did_not_take() {
+        let mut out = Outbox::new();
+        out.push(b"hello world\n");
+        let mut sock = Trickle {
+            got: Vec::new(),
+            per_call: 4,
+            calls: 2,
+        };
+        out.flush(&mut sock).unwrap();
+        assert_eq!(sock.got, b"hello wo");
+        assert!(!out.is_empty());
+        sock.calls = 10;
+        out.flush(&mut sock).unwrap();
+        assert_eq!(sock.got, b"hello world\n");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn outbox_room_shrinks_to_zero_at_the_limit() {
+        let mut out = Outbox::new();
+        assert_eq!(out.room(), OUTBOX_LIMIT);
+        out.push(&vec![b'x'; OUTBOX_LIMIT - 10]);
+        assert_eq!(out.room(), 10);
+        out.push(&[b'x'; 10]);
+        assert_eq!(out.room(), 0);
+    }
+
+    #[test]
+    fn finish_line_only_ends_an_unfinished_line() {
+        let mut out = Outbox::new();
+        out.finish_line();
+        assert!(out.is_empty(), "nothing pushed: nothing to finish");
+        out.push(b"partial");
+        out.finish_line();
+        out.finish_line();
+        out.push(b"/quit\n");
+        let mut sock = Trickle {
+            got: Vec::new(),
+            per_call: 100,
+            calls: 10,
+        };
+        out.flush(&mut sock).unwrap();
+        assert_eq!(sock.got, b"partial\n/quit\n");
+    }
+
+    #[test]
+    fn deadlines() {
+        assert!(!Deadline::never().expired());
+        assert_eq!(Deadline::never().poll_timeout(), None);
+        let d = Deadline::after(Duration::ZERO);
+        assert!(d.expired());
+        assert_eq!(d.poll_timeout(), Some(Duration::ZERO));
+        assert!(!Deadline::after(Duration::from_secs(60)).expired());
+    }
+}

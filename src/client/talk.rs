@@ -1,8 +1,434 @@
-//! `sockloop talk` (not built yet: see issue 4).
+//! `sockloop talk`: one-to-one chat between two terminals, no server (the
+//! tutorial's two-machine chat, full duplex instead of taking turns).
+//!
+//! `sockloop talk --listen ADDR` prints `listening on ADDR` on stderr with the
+//! real bound address (so `--listen 127.0.0.1:0` is usable: read the port
+//! there), accepts exactly one peer, and closes its listener: a second
+//! caller is refused. `sockloop talk ADDR` connects. Both then print
+//! `connected to PEER` on stderr, and from there on the two sides are the
+//! same program.
+//!
+//! # The loop
+//!
+//! Three tokens:
+//!
+//! - [`LISTENER`] (`--listen` only): READABLE means a peer is waiting; accept
+//!   one, then deregister and drop the listener.
+//! - [`PEER`]: the connection. While connecting (the connecting side), any
+//!   event means "check the connect" (`take_error()`, then `peer_addr()`).
+//!   Then READABLE always, WRITABLE only while typed bytes wait. READABLE:
+//!   read, split into lines, print each (made safe for a terminal); a line
+//!   `bye` ends the conversation. WRITABLE: flush the outbox.
+//! - [`STDIN`]: registered once connected. Typed bytes go to the outbox as
+//!   they are, while it has room; a typed line `bye` is sent and ends the
+//!   conversation (anything typed after it is not sent).
+//!
+//! # How a conversation ends
+//!
+//! - **We say `bye`** (typed, or at end of stdin, where the client sends
+//!   `bye` for the user so that the other side ends with status 0 too): the
+//!   rest of the outbox and the `bye` line are sent, the sending side is shut
+//!   down, and we wait at most [`super::CLOSE_WAIT`] for the peer to close,
+//!   printing whatever it still sends. Waiting instead of closing at once
+//!   matters: closing a socket with unread input sends a reset, which may
+//!   destroy our `bye` before the peer reads it. Exit 0.
+//! - **The peer says `bye`**: the line is printed, we close, exit 0. Bytes we
+//!   had not sent yet are dropped: the peer has stopped listening.
+//! - **The peer vanishes** (end of stream or reset without a `bye`): one line
+//!   on stderr saying so, exit 1. The conversation was cut off, not ended,
+//!   and a script can tell the difference.
+//!
+//! Memory is bounded as in every client (see [`super`]): typed bytes wait in
+//! the outbox up to its limit and then stdin is not read until the peer
+//! reads; received lines are printed as they arrive.
 
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use super::lines::{is_bye, ByeWatcher, LineSplitter};
+use super::stdin::Stdin;
+use super::{
+    Deadline, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
+};
 use crate::cli::TalkArgs;
+use crate::config::READ_BUF_SIZE;
+use crate::net::{self, ReadOutcome};
+
+/// The token of the listener (`--listen` only, until the peer arrives).
+pub const LISTENER: Token = Token(0);
+/// The token of the connection to the peer.
+pub const PEER: Token = Token(1);
+/// The token of stdin (polled directly, or woken by the stdin thread).
+pub const STDIN: Token = Token(2);
+
+/// Where the conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `--listen`: waiting for the one peer.
+    Listening,
+    /// Connecting to the peer.
+    Connecting,
+    /// Lines flow both ways.
+    Talking,
+    /// We said `bye`: sending what is left, then waiting for the peer to
+    /// close, until the deadline.
+    Closing,
+}
 
 /// Run `sockloop talk`.
-pub fn run(_args: &TalkArgs) -> std::io::Result<()> {
-    Err(std::io::Error::other("sockloop talk is not built yet"))
+pub fn run(args: &TalkArgs) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(16);
+    let mut talk = match (&args.listen, &args.addr) {
+        (Some(addr), _) => Talk::listen(addr, poll.registry())?,
+        (None, Some(addr)) => Talk::connect(addr, poll.registry())?,
+        // clap requires one of the two.
+        (None, None) => unreachable!("talk needs --listen ADDR or ADDR"),
+    };
+    loop {
+        super::poll_once(&mut poll, &mut events, talk.poll_timeout())?;
+        for event in events.iter() {
+            talk.note(event);
+        }
+        if talk.turn(poll.registry())? == Done::Yes {
+            return Ok(());
+        }
+    }
+}
+
+/// Whether the conversation is over.
+#[derive(Debug, PartialEq, Eq)]
+enum Done {
+    Yes,
+    No,
+}
+
+/// The whole state of one side; one turn of the loop is [`Talk::turn`].
+struct Talk {
+    phase: Phase,
+    deadline: Deadline,
+    /// `--listen`, until the peer arrives.
+    listener: Option<(TcpListener, SocketAddr)>,
+    listener_ready: bool,
+    /// The connection, once there is one (accepted, or connecting).
+    stream: Option<TcpStream>,
+    /// The peer's address: where we connect to, then who we talk to.
+    peer: Option<SocketAddr>,
+    /// The interest `stream` is registered with now.
+    interest: Interest,
+    socket_ready: bool,
+    /// Our sending side is shut down (after our `bye` went out).
+    sending_shut: bool,
+    /// `None` before the connection exists and after we said `bye`.
+    stdin: Option<Stdin>,
+    stdin_ready: bool,
+    typed: ByeWatcher,
+    outbox: Outbox,
+    received: LineSplitter,
+    read_buf: Vec<u8>,
+    to_print: Vec<u8>,
+}
+
+impl Talk {
+    fn new(phase: Phase, deadline: Deadline) -> Talk {
+        Talk {
+            phase,
+            deadline,
+            listener: None,
+            listener_ready: false,
+            stream: None,
+            peer: None,
+            interest: Interest::READABLE | Interest::WRITABLE,
+            socket_ready: false,
+            sending_shut: false,
+            stdin: None,
+            stdin_ready: false,
+            typed: ByeWatcher::new(),
+            outbox: Outbox::new(),
+            received: LineSplitter::new(MAX_RECEIVED_LINE),
+            read_buf: vec![0u8; READ_BUF_SIZE],
+            to_print: Vec::new(),
+        }
+    }
+
+    /// Bind, say where on stderr, and wait for one peer (no deadline: the
+    /// user waits as long as they like).
+    fn listen(addr: &str, registry: &Registry) -> io::Result<Talk> {
+        let resolved = crate::config::resolve(addr)?;
+        let mut listener = TcpListener::bind(resolved)
+            .map_err(|e| io::Error::new(e.kind(), format!("listen on {resolved}: {e}")))?;
+        let local = listener.local_addr()?;
+        registry.register(&mut listener, LISTENER, Interest::READABLE)?;
+        eprintln!("listening on {local}");
+        let mut talk = Talk::new(Phase::Listening, Deadline::never());
+        talk.listener = Some((listener, local));
+        Ok(talk)
+    }
+
+    /// Start a non-blocking connect to the peer.
+    fn connect(addr: &str, registry: &Registry) -> io::Result<Talk> {
+        let (mut stream, resolved) = super::connect(addr)?;
+        registry.register(&mut stream, PEER, Interest::READABLE | Interest::WRITABLE)?;
+        let mut talk = Talk::new(Phase::Connecting, Deadline::after(CONNECT_TIMEOUT));
+        talk.stream = Some(stream);
+        talk.peer = Some(resolved);
+        Ok(talk)
+    }
+
+    /// Record what an event says; the work happens in [`Talk::turn`].
+    fn note(&mut self, event: &Event) {
+        match event.token() {
+            LISTENER => self.listener_ready = true,
+            PEER => self.socket_ready = true,
+            STDIN => self.stdin_ready = true,
+            _ => {}
+        }
+    }
+
+    /// Poll at once while a source still has input left over from a turn cut
+    /// short by its budget; otherwise wait for events or the deadline.
+    fn poll_timeout(&self) -> Option<Duration> {
+        let talking = matches!(self.phase, Phase::Talking | Phase::Closing);
+        let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
+        if talking && (self.socket_ready || stdin_pending) {
+            Some(Duration::ZERO)
+        } else {
+            self.deadline.poll_timeout()
+        }
+    }
+
+    /// One turn of the loop, after a poll.
+    fn turn(&mut self, registry: &Registry) -> io::Result<Done> {
+        match self.phase {
+            Phase::Listening => {
+                if self.listener_ready {
+                    self.accept(registry)?;
+                }
+                if self.phase == Phase::Listening {
+                    return Ok(Done::No);
+                }
+            }
+            Phase::Connecting => {
+                let (Some(stream), Some(addr)) = (&self.stream, self.peer) else {
+                    unreachable!("connecting without a stream");
+                };
+                if self.deadline.expired() {
+                    return Err(super::connect_timeout_error(addr, CONNECT_TIMEOUT));
+                }
+                match super::connect_result(stream, addr)? {
+                    None => return Ok(Done::No),
+                    Some(peer) => self.connected(peer, registry)?,
+                }
+            }
+            Phase::Talking | Phase::Closing => {}
+        }
+        if self.socket_ready && self.read_peer()? == Done::Yes {
+            return Ok(Done::Yes);
+        }
+        if self.phase == Phase::Closing && self.deadline.expired() {
+            eprintln!(
+                "sockloop: {} did not close the connection within {} of bye; closing",
+                self.peer_addr(),
+                super::show_secs(CLOSE_WAIT)
+            );
+            return Ok(Done::Yes);
+        }
+        if self.read_stdin(registry)? == Done::Yes {
+            return Ok(Done::Yes);
+        }
+        if let Err(e) = self.send() {
+            return self.lost(e);
+        }
+        let stream = self.stream.as_mut().expect("connected");
+        super::update_interest(registry, stream, PEER, &mut self.interest, &self.outbox)?;
+        Ok(Done::No)
+    }
+
+    /// Accept the one peer, then close the listener so nobody else can come.
+    fn accept(&mut self, registry: &Registry) -> io::Result<()> {
+        let Some((listener, local)) = &self.listener else {
+            return Ok(());
+        };
+        loop {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    if let Some((mut listener, _)) = self.listener.take() {
+                        registry.deregister(&mut listener)?;
+                    }
+                    registry.register(&mut stream, PEER, Interest::READABLE)?;
+                    self.interest = Interest::READABLE;
+                    self.stream = Some(stream);
+                    return self.connected(peer, registry);
+                }
+                Err(e) if net::would_block(&e) => {
+                    self.listener_ready = false;
+                    return Ok(());
+                }
+                // A caller that gave up while queued, or a signal: try again.
+                Err(e) if net::interrupted(&e) || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    return Err(io::Error::new(e.kind(), format!("accept on {local}: {e}")));
+                }
+            }
+        }
+    }
+
+    fn connected(&mut self, peer: SocketAddr, registry: &Registry) -> io::Result<()> {
+        eprintln!("connected to {peer}");
+        self.peer = Some(peer);
+        self.phase = Phase::Talking;
+        self.deadline = Deadline::never();
+        self.stdin = Some(Stdin::register(registry, STDIN)?);
+        // Input may be waiting on either side already; trying costs a read.
+        self.stdin_ready = true;
+        self.socket_ready = true;
+        Ok(())
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer.expect("a peer once connected")
+    }
+
+    /// Read and print, up to the budget. `Done::Yes` when the conversation
+    /// is over: the peer said `bye`, or closed after ours.
+    fn read_peer(&mut self) -> io::Result<Done> {
+        let mut budget = READ_BUDGET_PER_TURN;
+        let mut peer_said_bye = false;
+        let mut ended = None;
+        let stream = self.stream.as_mut().expect("connected");
+        while budget > 0 && !peer_said_bye {
+            match net::read_once(stream, &mut self.read_buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    budget = budget.saturating_sub(n);
+                    let to_print = &mut self.to_print;
+                    self.received.push(&self.read_buf[..n], |line| {
+                        // Nothing after the peer's `bye` belongs to the
+                        // conversation.
+                        if !peer_said_bye {
+                            peer_said_bye = is_bye(line);
+                            super::add_line(to_print, line);
+                        }
+                    });
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.socket_ready = false;
+                    break;
+                }
+                Ok(ReadOutcome::Eof) => {
+                    let to_print = &mut self.to_print;
+                    self.received.finish(|line| {
+                        if !peer_said_bye {
+                            peer_said_bye = is_bye(line);
+                            super::add_line(to_print, line);
+                        }
+                    });
+                    ended = Some(Ok(()));
+                    break;
+                }
+                Err(e) => {
+                    ended = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        super::print(&mut self.to_print)?;
+        if peer_said_bye {
+            log::debug!("talk: {} said bye", self.peer_addr());
+            return Ok(Done::Yes);
+        }
+        match ended {
+            None => Ok(Done::No),
+            Some(Ok(())) if self.phase == Phase::Closing => Ok(Done::Yes),
+            Some(Ok(())) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} closed the connection without saying bye",
+                    self.peer_addr()
+                ),
+            )),
+            Some(Err(e)) => self.lost(e),
+        }
+    }
+
+    /// Move typed bytes into the outbox while there is room, sending as we
+    /// go so that room frees up, up to the budget. A typed `bye`, or the end
+    /// of stdin, starts [`Phase::Closing`].
+    fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
+        let mut budget = READ_BUDGET_PER_TURN;
+        while self.stdin_ready && budget > 0 {
+            let Some(stdin) = &mut self.stdin else {
+                break;
+            };
+            let room = self.outbox.room().min(self.read_buf.len()).min(budget);
+            if room == 0 {
+                // Full: WRITABLE will drain it; stdin stays "ready".
+                break;
+            }
+            match stdin.read(&mut self.read_buf[..room])? {
+                ReadOutcome::Data(n) => {
+                    budget -= n;
+                    let typed = &self.read_buf[..n];
+                    match self.typed.scan(typed) {
+                        Some(through_bye) => {
+                            self.outbox.push(&typed[..through_bye]);
+                            log::debug!("talk: bye typed");
+                            self.say_bye(registry);
+                        }
+                        None => self.outbox.push(typed),
+                    }
+                    if let Err(e) = self.send() {
+                        return self.lost(e);
+                    }
+                }
+                ReadOutcome::WouldBlock => self.stdin_ready = false,
+                ReadOutcome::Eof => {
+                    log::debug!("talk: end of stdin; saying bye");
+                    self.outbox.finish_line();
+                    self.outbox.push(b"bye\n");
+                    self.say_bye(registry);
+                }
+            }
+        }
+        Ok(Done::No)
+    }
+
+    /// Our `bye` is in the outbox: stop reading stdin and start closing.
+    fn say_bye(&mut self, registry: &Registry) {
+        if let Some(stdin) = self.stdin.take() {
+            stdin.close(registry);
+        }
+        self.stdin_ready = false;
+        self.phase = Phase::Closing;
+        self.deadline = Deadline::after(CLOSE_WAIT);
+    }
+
+    /// Write what the peer will take; once closing and drained, shut down
+    /// our sending side so the peer sees the end of our stream after `bye`.
+    fn send(&mut self) -> io::Result<()> {
+        let stream = self.stream.as_mut().expect("connected");
+        self.outbox.flush(stream)?;
+        if self.phase == Phase::Closing && self.outbox.is_empty() && !self.sending_shut {
+            stream.shutdown(Shutdown::Write)?;
+            self.sending_shut = true;
+        }
+        Ok(())
+    }
+
+    /// The connection failed under us. Once we said `bye` that is just the
+    /// peer closing (perhaps with a reset); before, the peer vanished.
+    fn lost(&mut self, e: io::Error) -> io::Result<Done> {
+        if self.phase == Phase::Closing {
+            log::debug!("talk: connection ended after our bye: {e}");
+            return Ok(Done::Yes);
+        }
+        Err(io::Error::new(
+            e.kind(),
+            format!("connection to {} lost: {e}", self.peer_addr()),
+        ))
+    }
 }

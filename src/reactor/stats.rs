@@ -25,6 +25,9 @@ pub struct Stats {
     pub idle_closes: u64,
     /// Times accepting stopped for a while because file descriptors ran out.
     pub accept_backoffs: u64,
+    /// `epoll_ctl` re-registrations (interest changes). Steady-state echo
+    /// needs none: WRITABLE is armed only when a write comes up short.
+    pub interest_changes: u64,
     /// UDP datagrams received.
     pub datagrams_in: u64,
     /// UDP replies sent.
@@ -40,7 +43,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "conns_open={} conns_accepted={} conns_rejected={} bytes_in={} bytes_out={} \
-             lines_relayed={} slow_disconnects={} idle_closes={} accept_backoffs={} \
+             lines_relayed={} slow_disconnects={} idle_closes={} accept_backoffs={} interest_changes={} \
              datagrams_in={} datagrams_out={} datagrams_guarded={} datagrams_dropped={}",
             self.conns_open,
             self.conns_accepted,
@@ -51,6 +54,7 @@ impl fmt::Display for Stats {
             self.slow_disconnects,
             self.idle_closes,
             self.accept_backoffs,
+            self.interest_changes,
             self.datagrams_in,
             self.datagrams_out,
             self.datagrams_guarded,

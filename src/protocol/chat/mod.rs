@@ -246,6 +246,13 @@ impl Hub {
         Some(self.rooms[&session.room].name.as_str())
     }
 
+    /// Bytes of an unfinished line held for `id` (never more than
+    /// `max_line + 1`), if connected: how tests and fuzz targets see that a
+    /// session's input memory stays bounded.
+    pub fn input_buffered(&self, id: ClientId) -> Option<usize> {
+        self.sessions.get(&id).map(|s| s.framer.buffered())
+    }
+
     /// A client connected: give it the next guest name, welcome it and
     /// announce it to #lobby. An id already connected is ignored. After
     /// [`handle_shutdown`](Self::handle_shutdown), the client is told the

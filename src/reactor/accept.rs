@@ -1,0 +1,172 @@
+//! Accepting TCP connections: draining a listener within the accept budget,
+//! turning connections away at `--max-conns`, and backing off on a timer
+//! when the process runs out of file descriptors (EMFILE) instead of
+//! spinning or exiting. Also the listener's creation (a larger backlog than
+//! std's) and the start-up clamp of `--max-conns` below the fd limit.
+
+use super::*;
+
+impl Server {
+    /// Accept until the listener would block, within the accept budget.
+    pub(super) fn accept_ready(&mut self, key: usize) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        for _ in 0..config::ACCEPT_BUDGET_PER_TURN {
+            let Source::Listener(listener) = &mut self.sources[key].source else {
+                return;
+            };
+            if listener.backoff_until.is_some() {
+                return; // the back-off timer will try again
+            }
+            let service = listener.service;
+            match listener.socket.accept() {
+                Ok((stream, peer)) => self.admit(service, stream, peer),
+                Err(e) if would_block(&e) => return,
+                // The client gave up before we accepted it, or a signal came:
+                // neither is about us; try the next one at once.
+                Err(e) if interrupted(&e) || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) if out_of_resources(&e) => {
+                    // The connection stays in the kernel's backlog. Retrying
+                    // now would spin; exiting would be worse. Pause this
+                    // listener and let a timer retry.
+                    warn!(
+                        "accept on {}: {e}; pausing accepts for {:?} ({} connections open)",
+                        service.name(),
+                        config::ACCEPT_BACKOFF,
+                        self.stats.conns_open
+                    );
+                    self.stats.accept_backoffs += 1;
+                    listener.backoff_until = Some(self.now + config::ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => debug!("accept on {}: {e}", service.name()),
+            }
+        }
+        // Budget spent with connections maybe still waiting: come back next
+        // turn, after the other sources had theirs.
+        self.still_ready.push((key, self.sources[key].serial));
+    }
+
+    /// Take an accepted connection into the slab, or turn it away at
+    /// `--max-conns`.
+    pub(super) fn admit(&mut self, service: Service, mut stream: TcpStream, peer: SocketAddr) {
+        if self.stats.conns_open as usize >= self.max_conns {
+            self.stats.conns_rejected += 1;
+            debug!(
+                "reject {} {peer}: at max-conns {}",
+                service.name(),
+                self.max_conns
+            );
+            if service == Service::Chat {
+                // A fresh socket's send buffer is empty, so this short line
+                // fits; if it somehow does not, the client just sees a close.
+                let _ = stream.write(chat::SERVER_FULL);
+            }
+            return; // dropping the stream closes it
+        }
+        // Echo and chat send small replies that the client waits for; Nagle's
+        // algorithm would hold them back waiting for an ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("set_nodelay {peer}: {e}");
+        }
+        let entry = self.sources.vacant_entry();
+        let key = entry.key();
+        let serial = self.next_serial;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)
+        {
+            warn!("register {peer}: {e}");
+            return;
+        }
+        self.next_serial += 1;
+        let proto = match service {
+            Service::Chat => Proto::Chat(ChatConn {
+                out: ChunkQueue::new(),
+                finishing: false,
+            }),
+            _ => Proto::Echo(EchoSession::new(self.config.out_limit)),
+        };
+        entry.insert(Entry {
+            serial,
+            source: Source::Conn(Conn {
+                stream,
+                peer,
+                service,
+                proto,
+                interest: Interest::READABLE,
+                closing: None,
+                flush_queued: false,
+                opened: self.now,
+                last_input: self.now,
+                bytes_in: 0,
+                bytes_out: 0,
+                lingering: false,
+            }),
+        });
+        self.stats.conns_open += 1;
+        self.stats.conns_accepted += 1;
+        debug!("open {} {peer} token={key}", service.name());
+        if let Some(t) = self.trace.as_mut() {
+            t.instant("open", key, format_args!("{} {peer}", service.name()));
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            self.idle.schedule(self.now + idle, key, serial);
+        }
+        if service == Service::Chat {
+            let id = Conn::client_id(key, serial);
+            self.with_hub(|hub, _, out| hub.handle_connect(id, out));
+        }
+    }
+}
+
+/// A non-blocking TCP listener with our backlog (`config::LISTEN_BACKLOG`)
+/// and `SO_REUSEADDR` (so a restarted server can bind while old connections
+/// sit in TIME_WAIT), as mio's own `bind` does but with a larger backlog.
+pub(super) fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(config::LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Whether an accept error means the process or system ran out of file
+/// descriptors or memory (the connection is still waiting in the backlog).
+pub(super) fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Clamp `--max-conns` below the process's file descriptor limit, so that the
+/// clean "server full" path is hit before `accept` fails with EMFILE. The
+/// soft limit is first raised as far as the hard limit allows.
+pub(super) fn clamp_max_conns(max_conns: usize, endpoints: usize) -> usize {
+    let wanted = (max_conns + endpoints + config::FD_RESERVE) as u64;
+    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return max_conns;
+    };
+    let mut limit = soft;
+    if soft < wanted && hard > soft {
+        let raised = wanted.min(hard);
+        if rlimit::setrlimit(rlimit::Resource::NOFILE, raised, hard).is_ok() {
+            debug!("raised the fd limit from {soft} to {raised}");
+            limit = raised;
+        }
+    }
+    let usable = (limit as usize)
+        .saturating_sub(endpoints + config::FD_RESERVE)
+        .max(1);
+    if usable < max_conns {
+        warn!("--max-conns {max_conns} is above what the fd limit {limit} allows; using {usable}");
+        usable
+    } else {
+        max_conns
+    }
+}

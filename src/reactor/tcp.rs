@@ -1,0 +1,348 @@
+//! TCP connections: reading until `WouldBlock` (within a budget) into the
+//! loop's one read buffer and handing the bytes to the connection's sans-IO
+//! state machine; writing queued output at the end of the turn and arming
+//! WRITABLE only while bytes remain; and the deferred close: a connection is
+//! marked closing at once and leaves the slab only at the sweep, after the
+//! whole batch of events. Shutdown's lingering close lives here too.
+
+use super::*;
+
+impl Server {
+    /// Read until the socket would block, the protocol pauses input, or the
+    /// turn's budget is spent; feed every chunk to the protocol.
+    pub(super) fn conn_read(&mut self, key: usize, read_closed: bool) {
+        let mut budget = config::READ_BUDGET_PER_TURN;
+        loop {
+            let serial = self.sources[key].serial;
+            let Source::Conn(conn) = &mut self.sources[key].source else {
+                return;
+            };
+            if conn.closing.is_some() {
+                return;
+            }
+            if conn.lingering {
+                self.linger_read(key);
+                return;
+            }
+            if self.phase != Phase::Running {
+                return; // draining: no new input, only flushing
+            }
+            let allowance = match &conn.proto {
+                Proto::Echo(e) => e.read_allowance(),
+                Proto::Chat(c) if c.finishing => 0,
+                Proto::Chat(_) => usize::MAX,
+            };
+            let want = allowance.min(budget).min(self.read_buf.len());
+            if want == 0 {
+                if allowance > 0 {
+                    // Budget spent, not the socket: come back next turn.
+                    self.still_ready.push((key, serial));
+                } else {
+                    trace!("token={key}: input paused (backlog at out-limit or finishing)");
+                }
+                break;
+            }
+            match read_once(&mut conn.stream, &mut self.read_buf[..want]) {
+                Ok(ReadOutcome::Data(n)) => {
+                    conn.bytes_in += n as u64;
+                    conn.last_input = self.now;
+                    self.stats.bytes_in += n as u64;
+                    budget -= n;
+                    let data = &self.read_buf[..n];
+                    match &mut conn.proto {
+                        Proto::Echo(e) => {
+                            e.handle_input(data, &mut self.pool);
+                            self.queue_flush(key);
+                        }
+                        Proto::Chat(_) => {
+                            let id = Conn::client_id(key, serial);
+                            self.with_hub(|hub, read_buf, out| {
+                                hub.handle_input(id, &read_buf[..n], out)
+                            });
+                        }
+                    }
+                    // A short read means the kernel had no more bytes: with
+                    // edge-triggered epoll the next arrival raises a new
+                    // event, so skip the read that would only say WouldBlock.
+                    // Not if the peer's FIN was flagged: a FIN raises no new
+                    // edge, so read on until we see the EOF itself.
+                    if n < want && !read_closed {
+                        break;
+                    }
+                }
+                Ok(ReadOutcome::Eof) => {
+                    trace!("token={key}: end of input");
+                    if let Some(t) = self.trace.as_mut() {
+                        t.instant("eof", key, "");
+                    }
+                    match &mut conn.proto {
+                        Proto::Echo(e) => {
+                            e.handle_eof();
+                            self.queue_flush(key);
+                        }
+                        Proto::Chat(_) => {
+                            let id = Conn::client_id(key, serial);
+                            self.with_hub(|hub, _, out| hub.handle_eof(id, out));
+                            self.queue_flush(key);
+                        }
+                    }
+                    break;
+                }
+                Ok(ReadOutcome::WouldBlock) => break,
+                Err(e) => {
+                    self.close_conn(key, CloseReason::Error(e.to_string()));
+                    return;
+                }
+            }
+        }
+        // A connection with output queued gets its interest set after the
+        // flush at the end of the turn, when we know whether bytes remain:
+        // setting it now would arm WRITABLE only to disarm it a moment later,
+        // two epoll_ctl calls per message for nothing.
+        let queued = matches!(&self.sources.get(key), Some(Entry { source: Source::Conn(c), .. }) if c.flush_queued);
+        if !queued {
+            self.refresh_interest(key);
+        }
+    }
+
+    /// Put a connection on this turn's flush list (once).
+    pub(super) fn queue_flush(&mut self, key: usize) {
+        queue_flush(&mut self.sources, &mut self.flush_list, key);
+    }
+
+    /// Write every connection that got output this turn. Runs after all
+    /// events, so several chat lines queued in one turn leave in one writev.
+    pub(super) fn flush_pending(&mut self) {
+        while let Some(key) = self.flush_list.pop() {
+            let Some(Entry {
+                source: Source::Conn(conn),
+                serial,
+            }) = self.sources.get_mut(key)
+            else {
+                continue;
+            };
+            let serial = *serial;
+            conn.flush_queued = false;
+            if conn.closing.is_some() {
+                continue;
+            }
+            let was_reading = conn.wants_read();
+            // Traced only when there is something to write: an empty flush
+            // (say, after EOF) makes no syscall.
+            let traced = self
+                .trace
+                .as_ref()
+                .map(|_| conn.pending_output())
+                .filter(|&pending| pending > 0)
+                .map(|pending| (Instant::now(), pending));
+            match write_out(conn, &mut self.pool) {
+                Ok(written) => {
+                    self.stats.bytes_out += written as u64;
+                    if let (Some(t), Some((from, pending))) = (self.trace.as_mut(), traced) {
+                        t.write(from, Instant::now(), key, written, pending);
+                    }
+                }
+                Err(e) => {
+                    self.close_conn(key, CloseReason::Error(e.to_string()));
+                    continue;
+                }
+            }
+            let Source::Conn(conn) = &mut self.sources[key].source else {
+                continue;
+            };
+            if conn.is_finished() && !conn.lingering {
+                if self.phase == Phase::Running {
+                    self.close_conn(key, CloseReason::Done);
+                } else {
+                    self.begin_linger(key, serial);
+                }
+                continue;
+            }
+            if !was_reading && conn.wants_read() && self.phase == Phase::Running {
+                // Echo backlog fell below its bound: reading resumes. Bytes
+                // that arrived while we were paused raised their edge back
+                // then, so read now instead of waiting for an event.
+                trace!("token={key}: input resumed");
+                self.still_ready.push((key, serial));
+            }
+            self.refresh_interest(key);
+        }
+    }
+
+    /// Shutdown: the connection's output is all out. Send our FIN, then read
+    /// and discard until the client closes (see `Conn::lingering`).
+    pub(super) fn begin_linger(&mut self, key: usize, serial: u64) {
+        let Source::Conn(conn) = &mut self.sources[key].source else {
+            return;
+        };
+        trace!("token={key}: output flushed, lingering until the client closes");
+        if let Some(t) = self.trace.as_mut() {
+            t.instant("linger", key, "");
+        }
+        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            self.close_conn(key, CloseReason::Shutdown);
+            return;
+        }
+        conn.lingering = true;
+        self.refresh_interest(key);
+        self.still_ready.push((key, serial));
+    }
+
+    /// Read and discard a lingering connection's input until EOF.
+    pub(super) fn linger_read(&mut self, key: usize) {
+        let Source::Conn(conn) = &mut self.sources[key].source else {
+            return;
+        };
+        for _ in 0..(config::READ_BUDGET_PER_TURN / self.read_buf.len()).max(1) {
+            match read_once(&mut conn.stream, &mut self.read_buf) {
+                Ok(ReadOutcome::Data(n)) => conn.bytes_in += n as u64,
+                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::Eof) | Err(_) => {
+                    self.close_conn(key, CloseReason::Shutdown);
+                    return;
+                }
+            }
+        }
+        let serial = self.sources[key].serial;
+        self.still_ready.push((key, serial));
+    }
+
+    /// Re-register a connection only if the interest its state asks for
+    /// changed (each change is an `epoll_ctl` syscall).
+    pub(super) fn refresh_interest(&mut self, key: usize) {
+        let Some(Entry {
+            source: Source::Conn(conn),
+            ..
+        }) = self.sources.get_mut(key)
+        else {
+            return;
+        };
+        if conn.closing.is_some() {
+            return;
+        }
+        let Some(wanted) = conn.desired_interest() else {
+            return;
+        };
+        if wanted != conn.interest {
+            trace!("token={key}: interest {:?} -> {:?}", conn.interest, wanted);
+            if let Some(t) = self.trace.as_mut() {
+                t.instant("interest", key, format_args!("{wanted:?}"));
+            }
+            match self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, Token(key), wanted)
+            {
+                Ok(()) => {
+                    conn.interest = wanted;
+                    self.stats.interest_changes += 1;
+                }
+                Err(e) => self.close_conn(key, CloseReason::Error(e.to_string())),
+            }
+        }
+    }
+
+    /// Mark a connection closing: it stops receiving events now and leaves
+    /// the slab at the sweep. A chat client's room is told it left.
+    pub(super) fn close_conn(&mut self, key: usize, reason: CloseReason) {
+        let serial = self.sources[key].serial;
+        let Source::Conn(conn) = &mut self.sources[key].source else {
+            return;
+        };
+        if conn.closing.is_some() {
+            return;
+        }
+        trace!("token={key}: closing ({reason})");
+        if let Some(t) = self.trace.as_mut() {
+            t.instant("closing", key, &reason);
+        }
+        let is_chat = matches!(conn.proto, Proto::Chat(_));
+        if reason != CloseReason::Done {
+            // Nobody will read what is still queued.
+            conn.discard_output(&mut self.pool);
+        }
+        let leave = match &reason {
+            CloseReason::TooSlow => LeaveReason::TooSlow,
+            CloseReason::IdleTimeout => LeaveReason::IdleTimeout,
+            _ => LeaveReason::Disconnected,
+        };
+        conn.closing = Some(reason);
+        self.closing.push(key);
+        if is_chat {
+            let id = Conn::client_id(key, serial);
+            self.with_hub(|hub, _, out| hub.handle_disconnect(id, leave, out));
+        }
+    }
+
+    /// Remove the connections closed this turn from the slab. Dropping the
+    /// socket closes the fd, and closing the fd removes it from epoll, so no
+    /// explicit deregister syscall is needed.
+    pub(super) fn sweep(&mut self) {
+        for key in self.closing.drain(..) {
+            let entry = self.sources.remove(key);
+            let Source::Conn(mut conn) = entry.source else {
+                continue;
+            };
+            conn.discard_output(&mut self.pool);
+            self.stats.conns_open -= 1;
+            let reason = conn.closing.take().unwrap_or(CloseReason::Done);
+            match reason {
+                CloseReason::TooSlow => self.stats.slow_disconnects += 1,
+                CloseReason::IdleTimeout => self.stats.idle_closes += 1,
+                _ => {}
+            }
+            debug!(
+                "close {} {} token={key} in={} out={} lifetime={:?} reason={reason}",
+                conn.service.name(),
+                conn.peer,
+                conn.bytes_in,
+                conn.bytes_out,
+                self.now.saturating_duration_since(conn.opened)
+            );
+            if let Some(t) = self.trace.as_mut() {
+                t.instant("close", key, &reason);
+            }
+        }
+    }
+}
+
+pub(super) fn queue_flush(sources: &mut Slab<Entry>, flush_list: &mut Vec<usize>, key: usize) {
+    if let Some(Entry {
+        source: Source::Conn(conn),
+        ..
+    }) = sources.get_mut(key)
+    {
+        if !conn.flush_queued {
+            conn.flush_queued = true;
+            flush_list.push(key);
+        }
+    }
+}
+
+/// Write a connection's pending output until it is drained, the socket would
+/// block, or the write budget is spent. Returns the bytes written.
+pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<usize> {
+    let mut written = 0;
+    while written < config::WRITE_BUDGET_PER_TURN {
+        let mut iov = [IoSlice::new(&[]); config::MAX_IOVECS];
+        let n = conn.output(&mut iov);
+        if n == 0 {
+            break;
+        }
+        let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
+        // mio implements Write for &TcpStream, so the socket can be written
+        // while the output slices still borrow the connection.
+        let outcome = write_once(&mut &conn.stream, &iov[..n])?;
+        let WriteOutcome::Wrote(w) = outcome else {
+            break;
+        };
+        conn.consume_output(w, pool);
+        written += w;
+        // A partial write means the send buffer is full: WRITABLE will tell
+        // us when it has room, so don't spend a syscall to hear WouldBlock.
+        if w < offered {
+            break;
+        }
+    }
+    Ok(written)
+}
