@@ -444,15 +444,7 @@ fn garbage_never_breaks_the_chat() {
     b.expect(&format!("<{}> half 你 done", a.nick));
 
     // Random binary (xorshift, NULs and control bytes included).
-    let mut x: u32 = 0x9e37_79b9;
-    let garbage: Vec<u8> = (0..64 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect();
+    let garbage = common::pseudo_random_bytes(0x9e37_79b9, 64 * 1024);
     a.send_raw(&garbage);
     a.send_raw(b"\nmarker 2\n");
     // Everything b receives before the marker is a relay from a, valid

@@ -331,15 +331,7 @@ fn binary_garbage_is_echoed_exactly() {
     let server = Server::start(&["--echo", "127.0.0.1:0"], 1);
     let mut s = connect(server.addr("tcp-echo"));
     // Deterministic pseudo-random bytes, NULs and all.
-    let mut x: u32 = 0x1234_5678;
-    let data: Vec<u8> = (0..300_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect();
+    let data = common::pseudo_random_bytes(0x1234_5678, 300_000);
     let mut w = s.try_clone().unwrap();
     let d = data.clone();
     let writer = thread::spawn(move || {

@@ -45,7 +45,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::lines::LineSplitter;
 use super::stdin::Stdin;
 use super::{
-    Deadline, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
+    Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
 use crate::cli::ChatArgs;
 use crate::config::READ_BUF_SIZE;
@@ -93,13 +93,6 @@ pub fn run(args: &ChatArgs) -> io::Result<()> {
             return Ok(());
         }
     }
-}
-
-/// Whether the client is finished.
-#[derive(Debug, PartialEq, Eq)]
-enum Done {
-    Yes,
-    No,
 }
 
 /// The client's whole state; one turn of the loop is [`Chat::turn`].

@@ -44,6 +44,15 @@ pub mod send;
 pub mod stdin;
 pub mod talk;
 
+/// Whether a client's loop is finished (the answer of each turn).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Done {
+    /// Finished: the loop returns.
+    Yes,
+    /// Not yet: poll again.
+    No,
+}
+
 /// Bytes read from stdin that may wait for the socket. While the outbox holds
 /// this much, stdin is not read.
 pub const OUTBOX_LIMIT: usize = 64 * 1024;

@@ -53,7 +53,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::lines::{is_bye, ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
 use super::{
-    Deadline, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
+    Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
 use crate::cli::TalkArgs;
 use crate::config::READ_BUF_SIZE;
@@ -99,13 +99,6 @@ pub fn run(args: &TalkArgs) -> io::Result<()> {
             return Ok(());
         }
     }
-}
-
-/// Whether the conversation is over.
-#[derive(Debug, PartialEq, Eq)]
-enum Done {
-    Yes,
-    No,
 }
 
 /// The whole state of one side; one turn of the loop is [`Talk::turn`].

@@ -348,3 +348,17 @@ pub fn run(args: &[&str]) -> (ExitStatus, String, String) {
     };
     (wait_exit(&mut child), out, err)
 }
+
+/// Deterministic pseudo-random bytes (xorshift32 from `seed`), NULs and
+/// control bytes included: garbage that replays the same way every run.
+pub fn pseudo_random_bytes(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
