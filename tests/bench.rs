@@ -156,17 +156,7 @@ fn bench_json(target: &str, to: SocketAddr, args: &[&str]) -> Outcome {
 }
 
 fn all_services() -> Server {
-    Server::start(
-        &[
-            "--echo",
-            "127.0.0.1:0",
-            "--udp-echo",
-            "127.0.0.1:0",
-            "--chat",
-            "127.0.0.1:0",
-        ],
-        3,
-    )
+    Server::start(&common::ALL_SERVICES, 3)
 }
 
 fn assert_clean(o: &Outcome) {

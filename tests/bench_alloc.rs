@@ -41,18 +41,7 @@ fn allocations_of(target: BenchTarget, addr: SocketAddr, secs: f64) -> (u64, u64
 fn a_longer_run_allocates_nothing_more() {
     let _profiler = dhat::Profiler::builder().testing().build();
     // The server's logs are read by threads of this process: keep them quiet.
-    let server = common::Server::start_env(
-        &[
-            "--echo",
-            "127.0.0.1:0",
-            "--udp-echo",
-            "127.0.0.1:0",
-            "--chat",
-            "127.0.0.1:0",
-        ],
-        3,
-        &[("RUST_LOG", "error")],
-    );
+    let server = common::Server::start_env(&common::ALL_SERVICES, 3, &[("RUST_LOG", "error")]);
     for (target, service) in [
         (BenchTarget::Echo, "tcp-echo"),
         (BenchTarget::Udp, "udp-echo"),

@@ -14,6 +14,17 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// `sockloop serve` arguments for all three services on free loopback ports
+/// (three `listening` lines).
+pub const ALL_SERVICES: [&str; 6] = [
+    "--echo",
+    "127.0.0.1:0",
+    "--udp-echo",
+    "127.0.0.1:0",
+    "--chat",
+    "127.0.0.1:0",
+];
+
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
