@@ -59,6 +59,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = config::DEFAULT_OUT_LIMIT,
           value_parser = parse_positive)]
     pub out_limit: usize,
+    /// Pending output allowed for all connections together: past it, echo
+    /// input is paused and the chat clients with the most pending output are
+    /// disconnected as too slow.
+    #[arg(long, value_name = "BYTES", default_value_t = config::DEFAULT_MAX_PENDING,
+          value_parser = parse_positive)]
+    pub max_pending: usize,
     /// Close a TCP connection that has sent nothing for SECS (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = parse_secs)]
     pub idle_timeout: f64,
@@ -232,6 +238,7 @@ mod tests {
         assert_eq!(a.max_conns, 10_000);
         assert_eq!(a.max_line, 4096);
         assert_eq!(a.out_limit, 1_048_576);
+        assert_eq!(a.max_pending, 268_435_456);
         assert_eq!(a.idle_timeout, 0.0);
         assert_eq!(a.shutdown_grace, 5.0);
         assert_eq!(a.stats_interval, 0.0);

@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_CONNS: usize = 10_000;
 pub const DEFAULT_MAX_LINE: usize = 4096;
 /// `--out-limit`: pending output allowed per TCP connection.
 pub const DEFAULT_OUT_LIMIT: usize = 1_048_576;
+/// `--max-pending`: pending output allowed for all connections together.
+pub const DEFAULT_MAX_PENDING: usize = 256 * 1024 * 1024;
 /// `--shutdown-grace`: seconds shutdown may spend flushing.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: f64 = 5.0;
 /// `send --timeout`: seconds to wait for a reply.
@@ -82,6 +84,8 @@ pub struct ServeConfig {
     pub max_line: usize,
     /// Pending output allowed per TCP connection.
     pub out_limit: usize,
+    /// Pending output allowed for all connections together.
+    pub max_pending: usize,
     /// Close a TCP connection silent for this long (`None`: never).
     pub idle_timeout: Option<Duration>,
     /// How long shutdown may spend flushing.
@@ -132,6 +136,7 @@ impl ServeConfig {
             max_conns: DEFAULT_MAX_CONNS,
             max_line: DEFAULT_MAX_LINE,
             out_limit: DEFAULT_OUT_LIMIT,
+            max_pending: DEFAULT_MAX_PENDING,
             idle_timeout: None,
             shutdown_grace: Duration::from_secs_f64(DEFAULT_SHUTDOWN_GRACE_SECS),
             stats_interval: None,
@@ -163,6 +168,7 @@ impl ServeConfig {
             max_conns: a.max_conns,
             max_line: a.max_line,
             out_limit: a.out_limit,
+            max_pending: a.max_pending,
             idle_timeout: off_if_zero(a.idle_timeout),
             shutdown_grace: crate::cli::secs(a.shutdown_grace),
             stats_interval: off_if_zero(a.stats_interval),
