@@ -136,10 +136,15 @@ impl Server {
                 .filter(|&pending| pending > 0)
                 .map(|pending| (Instant::now(), pending));
             match write_out(conn, &mut self.pool) {
-                Ok(written) => {
+                Ok((written, stop)) => {
                     self.stats.bytes_out += written as u64;
                     if let (Some(t), Some((from, pending))) = (self.trace.as_mut(), traced) {
                         t.write(from, Instant::now(), key, written, pending);
+                    }
+                    if stop == WriteStop::Budget {
+                        // Budget spent, not the socket: write again next turn.
+                        trace!("token={key}: write budget spent, output left");
+                        self.still_ready.push((key, serial));
                     }
                 }
                 Err(e) => {
@@ -319,30 +324,48 @@ pub(super) fn queue_flush(sources: &mut Slab<Entry>, flush_list: &mut Vec<usize>
     }
 }
 
+/// Why [`write_out`] stopped writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteStop {
+    /// Nothing is left to write.
+    Drained,
+    /// The socket's send buffer is full (a partial write or `WouldBlock`):
+    /// epoll raises WRITABLE when it has room again.
+    SocketFull,
+    /// The turn's write budget is spent while the socket still took every
+    /// byte offered. No event will ever come for this: the send buffer never
+    /// filled, so edge-triggered epoll has no edge to report. The caller
+    /// must put the connection on the still-ready list.
+    Budget,
+}
+
 /// Write a connection's pending output until it is drained, the socket would
-/// block, or the write budget is spent. Returns the bytes written.
-pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<usize> {
+/// block, or the write budget is spent. Returns the bytes written and why it
+/// stopped.
+pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<(usize, WriteStop)> {
     let mut written = 0;
-    while written < config::WRITE_BUDGET_PER_TURN {
+    loop {
         let mut iov = [IoSlice::new(&[]); config::MAX_IOVECS];
         let n = conn.output(&mut iov);
         if n == 0 {
-            break;
+            return Ok((written, WriteStop::Drained));
+        }
+        if written >= config::WRITE_BUDGET_PER_TURN {
+            return Ok((written, WriteStop::Budget));
         }
         let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
         // mio implements Write for &TcpStream, so the socket can be written
         // while the output slices still borrow the connection.
         let outcome = write_once(&mut &conn.stream, &iov[..n])?;
         let WriteOutcome::Wrote(w) = outcome else {
-            break;
+            return Ok((written, WriteStop::SocketFull));
         };
         conn.consume_output(w, pool);
         written += w;
         // A partial write means the send buffer is full: WRITABLE will tell
         // us when it has room, so don't spend a syscall to hear WouldBlock.
         if w < offered {
-            break;
+            return Ok((written, WriteStop::SocketFull));
         }
     }
-    Ok(written)
 }
