@@ -7,11 +7,11 @@
 use super::tcp::queue_flush;
 use super::*;
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Call the hub with an outbox over the connections (and the read
     /// buffer, whose bytes the hub frames in place), then deal with any
     /// client that turned out too slow.
-    pub(super) fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &[u8], &mut ConnOutbox<'_>)) {
+    pub(super) fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &[u8], &mut ConnOutbox<'_, N>)) {
         let Server {
             hub,
             read_buf,
@@ -52,16 +52,16 @@ impl Server {
 /// The hub's view of the connections: sending a line queues a handle to it
 /// on the recipient's output (no copy); a recipient whose output would pass
 /// `--out-limit` gets nothing more and is noted as too slow.
-pub(super) struct ConnOutbox<'a> {
-    sources: &'a mut Slab<Entry>,
+pub(super) struct ConnOutbox<'a, N: Net> {
+    sources: &'a mut Slab<Entry<N>>,
     flush_list: &'a mut Vec<usize>,
     too_slow: &'a mut Vec<ClientId>,
     stats: &'a mut Stats,
     out_limit: usize,
 }
 
-impl ConnOutbox<'_> {
-    pub(super) fn chat_conn(&mut self, id: ClientId) -> Option<&mut Conn> {
+impl<N: Net> ConnOutbox<'_, N> {
+    pub(super) fn chat_conn(&mut self, id: ClientId) -> Option<&mut Conn<N>> {
         let entry = self.sources.get_mut(key_of(id))?;
         if !serial_matches(id, entry.serial) {
             return None;
@@ -73,7 +73,7 @@ impl ConnOutbox<'_> {
     }
 }
 
-impl Outbox for ConnOutbox<'_> {
+impl<N: Net> Outbox for ConnOutbox<'_, N> {
     fn send(&mut self, to: ClientId, line: &SharedLine) {
         let out_limit = self.out_limit;
         let Some(conn) = self.chat_conn(to) else {

@@ -7,7 +7,7 @@
 
 use super::*;
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Read until the socket would block, the protocol pauses input, or the
     /// turn's budget is spent; feed every chunk to the protocol.
     pub(super) fn conn_read(&mut self, key: usize, read_closed: bool) {
@@ -42,7 +42,7 @@ impl Server {
                 }
                 break;
             }
-            match read_once(&mut conn.stream, &mut self.read_buf[..want]) {
+            match read_once(&mut self.net.io(&conn.stream), &mut self.read_buf[..want]) {
                 Ok(ReadOutcome::Data(n)) => {
                     conn.bytes_in += n as u64;
                     conn.last_input = self.now;
@@ -55,7 +55,7 @@ impl Server {
                             self.queue_flush(key);
                         }
                         Proto::Chat(_) => {
-                            let id = Conn::client_id(key, serial);
+                            let id = client_id(key, serial);
                             self.with_hub(|hub, read_buf, out| {
                                 hub.handle_input(id, &read_buf[..n], out)
                             });
@@ -81,7 +81,7 @@ impl Server {
                             self.queue_flush(key);
                         }
                         Proto::Chat(_) => {
-                            let id = Conn::client_id(key, serial);
+                            let id = client_id(key, serial);
                             self.with_hub(|hub, _, out| hub.handle_eof(id, out));
                             self.queue_flush(key);
                         }
@@ -135,7 +135,7 @@ impl Server {
                 .map(|_| conn.pending_output())
                 .filter(|&pending| pending > 0)
                 .map(|pending| (Instant::now(), pending));
-            match write_out(conn, &mut self.pool) {
+            match write_out(&mut self.net, conn, &mut self.pool) {
                 Ok((written, stop)) => {
                     self.stats.bytes_out += written as u64;
                     if let (Some(t), Some((from, pending))) = (self.trace.as_mut(), traced) {
@@ -184,7 +184,7 @@ impl Server {
         if let Some(t) = self.trace.as_mut() {
             t.instant("linger", key, "");
         }
-        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+        if self.net.shutdown_write(&conn.stream).is_err() {
             self.close_conn(key, CloseReason::Shutdown);
             return;
         }
@@ -199,7 +199,7 @@ impl Server {
             return;
         };
         for _ in 0..(config::READ_BUDGET_PER_TURN / self.read_buf.len()).max(1) {
-            match read_once(&mut conn.stream, &mut self.read_buf) {
+            match read_once(&mut self.net.io(&conn.stream), &mut self.read_buf) {
                 Ok(ReadOutcome::Data(n)) => conn.bytes_in += n as u64,
                 Ok(ReadOutcome::WouldBlock) => return,
                 Ok(ReadOutcome::Eof) | Err(_) => {
@@ -233,11 +233,7 @@ impl Server {
             if let Some(t) = self.trace.as_mut() {
                 t.instant("interest", key, format_args!("{wanted:?}"));
             }
-            match self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, Token(key), wanted)
-            {
+            match self.net.reregister(&mut conn.stream, Token(key), wanted) {
                 Ok(()) => {
                     conn.interest = wanted;
                     self.stats.interest_changes += 1;
@@ -274,7 +270,7 @@ impl Server {
         conn.closing = Some(reason);
         self.closing.push(key);
         if is_chat {
-            let id = Conn::client_id(key, serial);
+            let id = client_id(key, serial);
             self.with_hub(|hub, _, out| hub.handle_disconnect(id, leave, out));
         }
     }
@@ -311,7 +307,11 @@ impl Server {
     }
 }
 
-pub(super) fn queue_flush(sources: &mut Slab<Entry>, flush_list: &mut Vec<usize>, key: usize) {
+pub(super) fn queue_flush<N: Net>(
+    sources: &mut Slab<Entry<N>>,
+    flush_list: &mut Vec<usize>,
+    key: usize,
+) {
     if let Some(Entry {
         source: Source::Conn(conn),
         ..
@@ -342,7 +342,11 @@ pub(super) enum WriteStop {
 /// Write a connection's pending output until it is drained, the socket would
 /// block, or the write budget is spent. Returns the bytes written and why it
 /// stopped.
-pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<(usize, WriteStop)> {
+pub(super) fn write_out<N: Net>(
+    net: &mut N,
+    conn: &mut Conn<N>,
+    pool: &mut BufferPool,
+) -> io::Result<(usize, WriteStop)> {
     let mut written = 0;
     loop {
         let mut iov = [IoSlice::new(&[]); config::MAX_IOVECS];
@@ -354,9 +358,9 @@ pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<(u
             return Ok((written, WriteStop::Budget));
         }
         let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
-        // mio implements Write for &TcpStream, so the socket can be written
-        // while the output slices still borrow the connection.
-        let outcome = write_once(&mut &conn.stream, &iov[..n])?;
+        // The socket is written through a shared borrow (mio implements
+        // Write for &TcpStream) while the output slices borrow the connection.
+        let outcome = write_once(&mut net.io(&conn.stream), &iov[..n])?;
         let WriteOutcome::Wrote(w) = outcome else {
             return Ok((written, WriteStop::SocketFull));
         };

@@ -37,6 +37,7 @@ pub mod chat_session;
 pub mod client_lines;
 pub mod echo_stream;
 pub mod line_framing;
+pub mod sim;
 pub mod udp_echo;
 
 /// Cut `data` into consecutive chunks whose lengths are taken from `lens` in

@@ -1,0 +1,93 @@
+//! What the simulation checks after every turn, read from the loop's
+//! insides: how many sources the slab holds, the idle timers, each
+//! connection's pending output and registration. Read-only, never called by
+//! the server itself.
+
+use super::*;
+
+/// One connection as the audit sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnAudit {
+    /// Its slab key (and so its token).
+    pub key: usize,
+    /// Output waiting to be written.
+    pub pending: usize,
+    /// Marked closing, waiting for the sweep.
+    pub closing: bool,
+    /// Whether its input is paused.
+    pub wants_read: bool,
+}
+
+/// The loop's sizes after a turn.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    /// Entries in the slab.
+    pub slab: usize,
+    /// Listeners and UDP sockets.
+    pub endpoints: usize,
+    /// The connections.
+    pub conns: Vec<ConnAudit>,
+    /// Idle deadlines held.
+    pub idle_timers: usize,
+    /// Still-ready entries waiting for the next turn.
+    pub still_ready: usize,
+}
+
+impl<N: Net> Server<N> {
+    /// The network the server runs on.
+    pub fn net(&self) -> &N {
+        &self.net
+    }
+
+    /// The network the server runs on, to act on it between turns.
+    pub fn net_mut(&mut self) -> &mut N {
+        &mut self.net
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServeConfig {
+        &self.config
+    }
+
+    /// `--max-conns` after the clamp below the fd limit.
+    pub fn max_conns(&self) -> usize {
+        self.max_conns
+    }
+
+    /// Whether the server is done: after a signal, every connection is gone
+    /// or the grace is over (then everything left is closed now). This is
+    /// the check `run` makes after every turn.
+    pub fn finished(&mut self) -> bool {
+        self.drain_finished()
+    }
+
+    /// The loop's sizes now.
+    pub fn audit(&self) -> Audit {
+        let mut audit = Audit {
+            slab: self.sources.len(),
+            endpoints: self.endpoints.len(),
+            conns: Vec::new(),
+            idle_timers: self.idle.len(),
+            still_ready: self.still_ready.len(),
+        };
+        for (key, entry) in &self.sources {
+            if let Source::Conn(conn) = &entry.source {
+                audit.conns.push(ConnAudit {
+                    key,
+                    pending: conn.pending_output(),
+                    closing: conn.closing.is_some(),
+                    wants_read: conn.wants_read(),
+                });
+            }
+        }
+        audit
+    }
+
+    /// Every connection's socket with its slab key (its token).
+    pub fn conn_streams(&self) -> impl Iterator<Item = (usize, &N::Stream)> + '_ {
+        self.sources.iter().filter_map(|(key, e)| match &e.source {
+            Source::Conn(conn) if conn.closing.is_none() => Some((key, &conn.stream)),
+            _ => None,
+        })
+    }
+}
