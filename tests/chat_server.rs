@@ -386,8 +386,21 @@ fn max_conns_turns_new_clients_away() {
     b.expect("* bye");
     b.expect_closed();
     a.expect(&format!("* {} left #lobby", b.nick));
-    let fourth = Client::join(addr);
-    assert!(fourth.nick.starts_with("guest"));
+    // The server closed its side and lingers until the client closes its
+    // own (as every chat client does on the server's close), so that input
+    // the client may still send cannot turn the close into a reset.
+    cs.truncate(1);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut fourth = Client::connect_raw(addr);
+        let first = fourth.line();
+        if first.starts_with("* welcome to sockloop chat, you are guest") {
+            break;
+        }
+        // The server may not have seen B's close yet.
+        assert_eq!(first, "* error: server full");
+        assert!(Instant::now() < deadline, "B's place never came free");
+    }
 }
 
 #[test]
@@ -585,4 +598,36 @@ fn a_client_that_only_receives_is_still_idle() {
         }
     }
     assert!(said > 0);
+}
+
+/// A client that sends more after `/quit` (or `bye`) still gets `* bye` and a
+/// clean close, not a reset: the server shuts down its side and reads and
+/// discards until the client closes (a lingering close). Closing with the
+/// client's bytes unread made the kernel send RST, which can destroy the
+/// `* bye` before the client reads it.
+#[test]
+fn input_after_quit_gets_a_clean_close_not_a_reset() {
+    let (_server, addr) = chat_server(&[]);
+    for quit in ["/quit", "bye"] {
+        let mut c = Client::join(addr);
+        c.send(quit);
+        c.expect("* bye");
+        // Sent after the server has answered, so it arrives after the
+        // server read the quit: it is still unread when the server closes.
+        c.send_raw("more after quit\n".repeat(100).as_bytes());
+        let mut got = Vec::new();
+        c.stream.set_read_timeout(Some(WAIT)).unwrap();
+        loop {
+            let mut chunk = [0u8; 4096];
+            match c.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "after {quit:?}: {e} (kind {:?}), read so far {got:?}",
+                    e.kind()
+                ),
+            }
+        }
+        assert!(got.is_empty(), "after {quit:?}: {got:?}");
+    }
 }

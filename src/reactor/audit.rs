@@ -10,7 +10,7 @@ use super::*;
 pub struct ConnAudit {
     /// Its slab key (and so its token).
     pub key: usize,
-    /// Output waiting to be written.
+    /// What its pending output costs, as `--out-limit` counts it.
     pub pending: usize,
     /// Marked closing, waiting for the sweep.
     pub closing: bool,
@@ -27,8 +27,10 @@ pub struct Audit {
     pub endpoints: usize,
     /// The connections.
     pub conns: Vec<ConnAudit>,
-    /// Idle deadlines held.
-    pub idle_timers: usize,
+    /// Deadlines held (idle, linger, accept back-off).
+    pub timers: usize,
+    /// The loop's running total of pending output (`--max-pending`).
+    pub pending_total: usize,
     /// Still-ready entries waiting for the next turn.
     pub still_ready: usize,
 }
@@ -67,14 +69,15 @@ impl<N: Net> Server<N> {
             slab: self.sources.len(),
             endpoints: self.endpoints.len(),
             conns: Vec::new(),
-            idle_timers: self.idle.len(),
+            timers: self.timers.len(),
+            pending_total: self.pending_total,
             still_ready: self.still_ready.len(),
         };
         for (key, entry) in &self.sources {
             if let Source::Conn(conn) = &entry.source {
                 audit.conns.push(ConnAudit {
                     key,
-                    pending: conn.pending_output(),
+                    pending: conn.pending_cost(),
                     closing: conn.closing.is_some(),
                     wants_read: conn.wants_read(),
                 });

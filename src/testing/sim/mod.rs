@@ -135,6 +135,9 @@ impl Scenario {
             rng.pick(&[64, 1000, 4096, 65536, 1 << 20])
         };
         config.max_line = rng.pick(&[40, 100, 4096]);
+        if rng.chance(200) {
+            config.max_pending = rng.pick(&[100, 5000, 300_000]);
+        }
         if rng.chance(250) {
             config.idle_timeout = Some(Duration::from_millis(rng.range(500, 20_000) as u64));
         }
@@ -383,9 +386,21 @@ fn audit(server: &mut Server<SimNet>, config: &ServeConfig) {
         audit.endpoints
     );
     assert!(
-        audit.idle_timers <= open,
-        "{} idle timers held for {open} open connections",
-        audit.idle_timers
+        audit.timers <= open + audit.endpoints,
+        "{} timers held for {open} open connections and {} listeners",
+        audit.timers,
+        audit.endpoints
+    );
+    let costs: usize = audit.conns.iter().map(|c| c.pending).sum();
+    assert_eq!(
+        costs, audit.pending_total,
+        "the loop counts {} bytes of pending output, the connections hold {costs}",
+        audit.pending_total
+    );
+    assert!(
+        costs <= config.max_pending,
+        "{costs} bytes of pending output in all, over --max-pending {}",
+        config.max_pending
     );
     for c in &audit.conns {
         assert!(
