@@ -5,8 +5,10 @@
 //!
 //! - `cargo test --test sim` runs seeds 0..1000 (`SOCKLOOP_SIM_SEEDS=N` for
 //!   more, `SOCKLOOP_SIM_FIRST=K` to start elsewhere);
-//! - `SOCKLOOP_SIM_SEED=N cargo test --test sim` replays seed N alone.
+//! - `SOCKLOOP_SIM_SEED=N cargo test --test sim` replays seed N alone, with
+//!   the server's log on stderr (`RUST_LOG=debug` or `trace`).
 
+use std::panic;
 use std::time::Instant;
 
 use sockloop::testing::sim::run_seed;
@@ -23,23 +25,62 @@ fn env_u64(name: &str) -> Option<u64> {
 #[test]
 fn the_reactor_survives_every_seed() {
     if let Some(seed) = env_u64("SOCKLOOP_SIM_SEED") {
+        let _ = env_logger::builder().is_test(true).try_init();
         let outcome = run_seed(seed);
         eprintln!("seed {seed}: {outcome:#?}");
         return;
     }
     let first = env_u64("SOCKLOOP_SIM_FIRST").unwrap_or(0);
     let seeds = env_u64("SOCKLOOP_SIM_SEEDS").unwrap_or(1000);
+    let verbose = std::env::var_os("SOCKLOOP_SIM_VERBOSE").is_some();
     let started = Instant::now();
     let (mut steps, mut events, mut faults) = (0, 0, 0);
+    let mut failed = Vec::new();
+    // Each failure's message is collected and the first one printed whole
+    // at the end, instead of a panic message per failing seed.
+    let default_hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
     for seed in first..first + seeds {
-        let o = run_seed(seed);
-        steps += o.steps;
-        events += o.counters.events;
-        faults +=
-            o.counters.eintr + o.counters.spurious + o.counters.emfile + o.counters.short_writes;
+        let t = Instant::now();
+        match panic::catch_unwind(|| run_seed(seed)) {
+            Ok(o) => {
+                steps += o.steps;
+                events += o.counters.events;
+                faults += o.counters.eintr
+                    + o.counters.spurious
+                    + o.counters.emfile
+                    + o.counters.short_writes;
+                if verbose {
+                    eprintln!(
+                        "seed {seed}: {} steps, {:?} virtual, {:?}",
+                        o.steps,
+                        o.elapsed,
+                        t.elapsed()
+                    );
+                }
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "(no message)".into());
+                let headline = msg.lines().nth(1).unwrap_or_default().to_string();
+                eprintln!("seed {seed} FAILED: {headline}");
+                failed.push((seed, msg));
+            }
+        }
     }
+    panic::set_hook(default_hook);
     eprintln!(
-        "{seeds} seeds from {first}: {steps} steps, {events} events, {faults} injected faults, {:?}",
+        "{seeds} seeds from {first}: {} failed; {steps} steps, {events} events, {faults} injected faults, {:?}",
+        failed.len(),
         started.elapsed()
     );
+    if let Some((seed, msg)) = failed.first() {
+        panic!(
+            "{} of {seeds} seeds failed: {:?}\nfirst failure, seed {seed}:\n{msg}",
+            failed.len(),
+            failed.iter().map(|(s, _)| s).collect::<Vec<_>>()
+        );
+    }
 }

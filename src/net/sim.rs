@@ -137,6 +137,9 @@ pub enum ClientRead {
     Reset,
 }
 
+/// A datagram and the address at the other end.
+type Datagram = (SocketAddr, Vec<u8>);
+
 /// Identifies a simulated TCP connection (both ends), for the clients.
 pub type ConnId = usize;
 
@@ -226,7 +229,7 @@ enum SockKind {
     },
     Udp {
         addr: SocketAddr,
-        inbox: VecDeque<(SocketAddr, Vec<u8>)>,
+        inbox: VecDeque<Datagram>,
         /// Datagrams the receive buffer holds; more are dropped (as Linux).
         inbox_cap: usize,
         /// Bytes the send buffer can take now.
@@ -329,10 +332,14 @@ pub struct SimNet {
     signal_edge: bool,
     closed: Rc<RefCell<Vec<usize>>>,
     /// UDP replies delivered to each client address.
-    mailboxes: Vec<(SocketAddr, VecDeque<(SocketAddr, Vec<u8>)>)>,
+    mailboxes: Vec<(SocketAddr, VecDeque<Datagram>)>,
     /// The last poll found nothing to report and had no timeout: a real
     /// server would now sleep until a client does something.
     pub asleep: bool,
+    /// While clients are busy, a poll with nothing to report lets at most
+    /// this much virtual time pass (the clients would act meanwhile); `None`
+    /// jumps straight to the poll's deadline.
+    pub max_jump: Option<Duration>,
     /// Receive windows are drawn from these sizes.
     windows: Vec<usize>,
     next_port: u16,
@@ -371,6 +378,7 @@ impl SimNet {
             closed: Rc::new(RefCell::new(Vec::new())),
             mailboxes: Vec::new(),
             asleep: false,
+            max_jump: None,
             windows: if windows.is_empty() {
                 vec![65536]
             } else {
@@ -638,6 +646,39 @@ impl SimNet {
         self.conns[id].server_closed
     }
 
+    /// Connection `id`'s state in one line, for failure messages.
+    pub fn describe(&self, id: ConnId) -> String {
+        let c = &self.conns[id];
+        let token = c.sock.and_then(|s| self.socks[s].reg);
+        format!(
+            "conn {id} from {}: registered {token:?}, server receive buffer {}/{} bytes{}{}, \
+             to the client {}/{} bytes{}{}{}{}",
+            c.client_addr,
+            c.up.len(),
+            c.up_cap,
+            if c.up_fin { " + FIN" } else { "" },
+            if c.client_reset { " + RST" } else { "" },
+            c.down.len(),
+            c.down_cap,
+            if c.down_fin { " + FIN" } else { "" },
+            if c.server_reset { " + RST" } else { "" },
+            if c.nospace { ", was full" } else { "" },
+            if c.server_closed {
+                ", server closed"
+            } else {
+                ""
+            },
+        )
+    }
+
+    /// Whether the client could send a byte now (room in the window, the
+    /// connection open both ways).
+    pub fn client_can_send(&self, id: ConnId) -> bool {
+        let c = &self.conns[id];
+        !(c.up_fin || c.client_closed || c.server_closed || c.server_reset || c.client_reset)
+            && c.up.len() < c.up_cap
+    }
+
     /// Whether the client has bytes from the server still to read.
     pub fn client_has_unread(&self, id: ConnId) -> bool {
         !self.conns[id].down.is_empty()
@@ -729,7 +770,7 @@ impl SimNet {
 
     /// The next datagram the server sent to client address `at`, with the
     /// address it came from.
-    pub fn udp_recv(&mut self, at: SocketAddr) -> Option<(SocketAddr, Vec<u8>)> {
+    pub fn udp_recv(&mut self, at: SocketAddr) -> Option<Datagram> {
         self.mailboxes
             .iter_mut()
             .find(|(a, _)| *a == at)
@@ -840,7 +881,7 @@ impl Net for SimNet {
             match timeout {
                 // Nothing happens until the deadline: jump to it.
                 Some(wait) => {
-                    self.elapsed += wait;
+                    self.elapsed += self.max_jump.map_or(wait, |most| wait.min(most));
                     self.counters.time_jumps += 1;
                 }
                 None => self.asleep = true,
@@ -1109,5 +1150,97 @@ impl SimNet {
             self.conns[conn].nospace = false;
         }
         self.edge(sock, false, true, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> SimNet {
+        SimNet::new(SimRng::seeded(1), Faults::default(), vec![1000])
+    }
+
+    fn poll(net: &mut SimNet) -> Vec<(Token, Readiness)> {
+        let mut events = SimEvents::with_capacity(16);
+        net.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        events.ready().collect()
+    }
+
+    fn connected(net: &mut SimNet) -> (SimListener, SimStream, ConnId) {
+        let addr: SocketAddr = "127.0.0.1:7".parse().unwrap();
+        let listener = net.listen_tcp(addr, Token(0)).unwrap();
+        let conn = net.client_connect(addr).unwrap();
+        assert_eq!(poll(net).len(), 1, "the listener is readable");
+        let (mut stream, _) = net.accept(&listener).unwrap();
+        net.register(&mut stream, Token(1), Interest::READABLE)
+            .unwrap();
+        assert!(poll(net).is_empty(), "nothing to read yet: no event");
+        (listener, stream, conn)
+    }
+
+    #[test]
+    fn each_arrival_raises_one_readable_edge_and_nothing_else_does() {
+        let mut net = net();
+        let (_l, stream, conn) = connected(&mut net);
+        net.client_send(conn, b"a").unwrap();
+        let events = poll(&mut net);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].1.readable && !events[0].1.writable);
+        assert!(poll(&mut net).is_empty(), "an edge is reported once");
+        let mut buf = [0u8; 8];
+        assert_eq!(net.read(&stream, &mut buf).unwrap(), 1);
+        net.client_send(conn, b"bc").unwrap();
+        assert_eq!(poll(&mut net).len(), 1, "a new arrival, a new edge");
+        net.client_send(conn, b"d").unwrap();
+        assert_eq!(net.read(&stream, &mut buf).unwrap(), 3);
+        assert!(
+            poll(&mut net).is_empty(),
+            "an edge whose bytes were read before the poll reports nothing"
+        );
+    }
+
+    #[test]
+    fn writable_only_when_a_full_buffer_gains_room() {
+        let mut net = net();
+        let (_l, mut stream, conn) = connected(&mut net);
+        net.reregister(
+            &mut stream,
+            Token(1),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .unwrap();
+        assert_eq!(
+            poll(&mut net).len(),
+            1,
+            "MOD reports the room there is, once"
+        );
+        let big = vec![7u8; 5000];
+        let cap = net.write_vectored(&stream, &[IoSlice::new(&big)]).unwrap();
+        assert!(cap < big.len());
+        let mut out = Vec::new();
+        assert_eq!(net.client_recv(conn, &mut out, 1), ClientRead::Data(1));
+        assert!(poll(&mut net).is_empty(), "one byte of room is not enough");
+        net.client_recv(conn, &mut out, cap);
+        let events = poll(&mut net);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].1.writable);
+        // A buffer that never filled raises nothing, however much it drains.
+        net.write_vectored(&stream, &[IoSlice::new(b"x")]).unwrap();
+        net.client_recv(conn, &mut out, 10);
+        assert!(poll(&mut net).is_empty());
+    }
+
+    #[test]
+    fn closing_with_unread_input_resets_the_peer() {
+        let mut net = net();
+        let (_l, stream, conn) = connected(&mut net);
+        net.write_vectored(&stream, &[IoSlice::new(b"reply")])
+            .unwrap();
+        net.client_send(conn, b"unread").unwrap();
+        drop(stream);
+        let mut out = Vec::new();
+        assert!(net.conn_server_closed(conn));
+        assert_eq!(net.client_recv(conn, &mut out, 100), ClientRead::Reset);
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use super::{Complaints, Ctx, Pace};
 use crate::net::sim::{ClientRead, ConnId, SimNet};
+
 use crate::reactor::stats::Stats;
 use crate::testing::check_output_line;
 
@@ -65,6 +66,7 @@ struct Member {
 pub struct ChatClients {
     members: Vec<Member>,
     server: SocketAddr,
+    padding: usize,
 }
 
 /// The padding of line `seq` of member `who`, `len` letters.
@@ -76,7 +78,7 @@ fn padding(who: usize, seq: usize, len: usize) -> String {
 
 impl ChatClients {
     /// Members as the scenario lists them; they connect on their first act.
-    pub fn new(spec: &[(Pace, usize)], server: SocketAddr, _net: &mut SimNet) -> ChatClients {
+    pub fn new(spec: &[(Pace, usize)], padding: usize, server: SocketAddr) -> ChatClients {
         let n = spec.len();
         let members = spec
             .iter()
@@ -90,7 +92,11 @@ impl ChatClients {
                 ..Member::default()
             })
             .collect();
-        ChatClients { members, server }
+        ChatClients {
+            members,
+            server,
+            padding,
+        }
     }
 
     /// One step of every member.
@@ -107,6 +113,24 @@ impl ChatClients {
                 || m.rejected
                 || m.pace == Pace::Hostile
                 || (m.texts.len() >= m.lines_to_send && m.stream_sent == m.stream.len())
+        })
+    }
+
+    /// Some member has something to type or send now: virtual time may not
+    /// jump.
+    pub fn busy(&self, net: &SimNet) -> bool {
+        self.members.iter().any(|m| {
+            !m.ended
+                && !m.rejected
+                && m.pace != Pace::Hostile
+                && match m.conn {
+                    None => true,
+                    Some(conn) => {
+                        m.welcomed_at.is_some()
+                            && (m.texts.len() < m.lines_to_send || m.stream_sent < m.stream.len())
+                            && net.client_can_send(conn)
+                    }
+                }
         })
     }
 
@@ -137,16 +161,17 @@ impl ChatClients {
     pub fn on_signal(&mut self) {}
 
     /// Members owed something that have been reading without getting it.
-    pub fn stalled(&self, _step: u64) -> Complaints {
+    pub fn stalled(&self, net: &SimNet) -> Complaints {
         let mut out = Complaints::default();
         for (r, m) in self.members.iter().enumerate() {
             if m.starve > super::LIVENESS_TURNS {
                 out.push(format_args!(
-                    "chat member {r} ({:?}, {:?}) read {} times in a row and got nothing, owed {}",
+                    "chat member {r} ({:?}, {:?}) read {} times in a row and got nothing, owed {}; {}",
                     m.pace,
                     m.nick,
                     m.starve,
-                    self.owed(r, None).unwrap_or_default()
+                    self.owed(r, None).unwrap_or_default(),
+                    m.conn.map(|id| net.describe(id)).unwrap_or_default()
                 ));
             }
         }
@@ -260,7 +285,7 @@ impl ChatClients {
                 let seq = m.texts.len();
                 let head = format!("m{}.{}.", m.who, seq);
                 let room = ctx.config.max_line.saturating_sub(head.len());
-                let len = rng.range(0, room.min(3000));
+                let len = rng.range(0, room.min(self.padding));
                 let text = format!("{head}{}", padding(m.who, seq, len));
                 let start = m.stream.len();
                 m.stream.extend_from_slice(text.as_bytes());
@@ -293,7 +318,7 @@ impl ChatClients {
                     m.stream_sent += n;
                 }
                 Err(_) => {
-                    self.end(i, ctx, "send failed");
+                    self.end(i, ctx);
                     return;
                 }
             }
@@ -328,26 +353,32 @@ impl ChatClients {
                 let m = &mut self.members[i];
                 m.starve = if owed { m.starve + 1 } else { 0 };
             }
-            ClientRead::Eof | ClientRead::Reset => self.end(i, ctx, "end of stream"),
+            ClientRead::Eof | ClientRead::Reset => self.end(i, ctx),
         }
     }
 
     /// Member `r`'s stream ended. Expected after its `* bye`, after the
     /// server's shutdown notice (or SIGTERM), when rejected; else it was
     /// cut, which `finish` holds against the server's counters.
-    fn end(&mut self, r: usize, ctx: &mut Ctx<'_>, how: &str) {
+    fn end(&mut self, r: usize, ctx: &mut Ctx<'_>) {
         let m = &mut self.members[r];
         if let Some(conn) = m.conn {
             ctx.net.client_close(conn);
         }
         m.ended = true;
+        if let Some(conn) = m.conn {
+            if ctx.net.conn_rejected(conn) {
+                // Turned away at --max-conns: `* error: server full` (or
+                // as much of it as the window took), then the close.
+                m.rejected = true;
+                return;
+            }
+        }
         if m.bye_seen || m.shutdown_seen || ctx.signalled || m.rejected || m.pace == Pace::Hostile {
             return;
         }
-        assert!(
-            !m.quit_sent || m.stream_sent < m.stream.len() || m.inbuf.is_empty(),
-            "chat member {r}: {how} after quitting, without * bye"
-        );
+        // Cut (too slow, idle), maybe while its /quit was on the way: the
+        // server's counters must account for it (see `finish`).
         m.cut = true;
     }
 

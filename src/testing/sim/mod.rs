@@ -79,7 +79,7 @@ impl Pace {
     /// How many bytes one read asks for.
     fn read_size(self, rng: &mut SimRng) -> usize {
         match self {
-            Pace::Slow => rng.range(1, 16),
+            Pace::Slow => rng.pick(&[1, 3, 16, 16, 200, 4096]),
             _ => rng.pick(&[1, 100, 4096, 65536, 1 << 20]),
         }
     }
@@ -102,6 +102,8 @@ pub struct Scenario {
     pub chat: Vec<(Pace, usize)>,
     /// UDP clients, with the datagrams each sends.
     pub udp: Vec<(Pace, usize)>,
+    /// Longest padding of a chat line (the lines are at most `--max-line`).
+    pub chat_padding: usize,
     /// SIGTERM at this step (else only at the end).
     pub early_sigterm: Option<u64>,
 }
@@ -156,7 +158,7 @@ impl Scenario {
         } else {
             match rng.below(3) {
                 0 => vec![1, 2, 7, 64],
-                1 => vec![1, 100, 4096, 65536],
+                1 => vec![5, 100, 4096, 65536],
                 _ => vec![4096, 65536, 1 << 20],
             }
         };
@@ -167,7 +169,7 @@ impl Scenario {
             } else if small {
                 rng.range(0, 600)
             } else {
-                rng.range(0, 20_000)
+                rng.range(0, 5_000)
             }
         };
         let echo = (0..rng.range(0, 5))
@@ -187,8 +189,10 @@ impl Scenario {
             .map(|_| (Pace::draw(rng, true), rng.range(0, 40)))
             .collect();
         let early_sigterm = rng.chance(150).then(|| rng.range(1, 3000) as u64);
+        let chat_padding = if bulk { 3000 } else { 200 };
         Scenario {
             seed,
+            chat_padding,
             config,
             faults,
             windows,
@@ -229,6 +233,8 @@ impl Ctx<'_> {
 /// A run's outcome, for reports.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// What was run.
+    pub scenario: Scenario,
     /// Steps taken.
     pub steps: u64,
     /// Virtual time at the end.
@@ -297,7 +303,7 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
     let capacity = server.net_mut().rng().pick(&[1, 2, 8, 1024]);
     let mut events = SimEvents::with_capacity(capacity);
     let mut echo = echo::EchoClients::new(&scenario.echo, addrs.echo, server.net_mut());
-    let mut chat = chat::ChatClients::new(&scenario.chat, addrs.chat, server.net_mut());
+    let mut chat = chat::ChatClients::new(&scenario.chat, scenario.chat_padding, addrs.chat);
     let mut udp = udp::UdpClients::new(&scenario.udp, addrs.udp, server.net_mut());
     let mut signalled = false;
     let mut signalled_at = Duration::ZERO;
@@ -340,6 +346,8 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
         if draining && settled && !signalled {
             chat.quit_all();
         }
+        let busy = !signalled && (echo.busy(server.net()) || chat.busy(server.net()) || udp.busy());
+        server.net_mut().max_jump = busy.then_some(Duration::from_millis(2));
         server.net_mut().asleep = false;
         server
             .turn(&mut events, None)
@@ -356,10 +364,14 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
                 "shutdown took {waited:?}, grace {grace:?}"
             );
         }
-        let mut stalled = echo.stalled(step);
-        stalled.push_all(chat.stalled(step));
+        let mut stalled = echo.stalled(server.net());
+        stalled.push_all(chat.stalled(server.net()));
         if !stalled.is_empty() {
-            panic!("liveness: {stalled}");
+            panic!(
+                "liveness: {stalled}\nthe loop now: {:?}\nthe server's counters: {}",
+                server.audit(),
+                server.stats()
+            );
         }
     }
     let stats = server.stats().clone();
@@ -367,6 +379,7 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
     chat.finish(&stats);
     let net = server.net_mut();
     Outcome {
+        scenario: scenario.clone(),
         steps: step,
         elapsed: net.elapsed(),
         stats,
@@ -468,10 +481,56 @@ impl std::fmt::Display for Complaints {
     }
 }
 
-/// Deterministic bytes for client `who` at stream offset `at`: every client
-/// sends a different stream, so a byte that reaches the wrong client is seen.
+/// The period of [`stream_byte`]'s pattern: a prime, so that no power-of-two
+/// chunking lines up with it.
+const PATTERN_LEN: usize = 65_521;
+
+fn pattern() -> &'static [u8] {
+    static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let mut rng = SimRng::seeded(0x5eed);
+        (0..PATTERN_LEN).map(|_| rng.next_u64() as u8).collect()
+    })
+}
+
+/// Where client `who`'s stream starts in the pattern: every client sends a
+/// different stream, so a byte that reaches the wrong client is seen.
+fn pattern_offset(who: usize) -> usize {
+    who.wrapping_mul(7919) % PATTERN_LEN
+}
+
+/// Byte `at` of client `who`'s stream.
 pub fn stream_byte(who: usize, at: usize) -> u8 {
-    let x = (who as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ (at as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    (x ^ (x >> 29)) as u8
+    pattern()[(pattern_offset(who) + at) % PATTERN_LEN]
+}
+
+/// Append bytes `at..at + n` of client `who`'s stream to `out`.
+pub fn stream_bytes(who: usize, at: usize, n: usize, out: &mut Vec<u8>) {
+    let p = pattern();
+    let mut pos = (pattern_offset(who) + at) % PATTERN_LEN;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(PATTERN_LEN - pos);
+        out.extend_from_slice(&p[pos..pos + k]);
+        left -= k;
+        pos = 0;
+    }
+}
+
+/// The first index in `bytes` that differs from client `who`'s stream read
+/// from offset `at`, if any.
+pub fn stream_mismatch(who: usize, at: usize, bytes: &[u8]) -> Option<usize> {
+    let p = pattern();
+    let mut pos = (pattern_offset(who) + at) % PATTERN_LEN;
+    let mut done = 0;
+    while done < bytes.len() {
+        let k = (bytes.len() - done).min(PATTERN_LEN - pos);
+        if bytes[done..done + k] != p[pos..pos + k] {
+            let i = (0..k).find(|&i| bytes[done + i] != p[pos + i]).unwrap_or(0);
+            return Some(done + i);
+        }
+        done += k;
+        pos = 0;
+    }
+    None
 }

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use super::{stream_byte, Complaints, Ctx, Pace};
+use super::{stream_bytes, Ctx, Pace};
 use crate::net::sim::SimNet;
 
 #[derive(Debug)]
@@ -34,9 +34,8 @@ pub struct UdpClients {
 /// Datagram `seq` of client `who`, `len` bytes: a 6-byte header naming
 /// both (when it fits), then the client's stream bytes.
 fn datagram(who: usize, seq: usize, len: usize) -> Vec<u8> {
-    let mut d: Vec<u8> = (0..len)
-        .map(|i| stream_byte(who + 1000, seq * 7 + i))
-        .collect();
+    let mut d = Vec::with_capacity(len);
+    stream_bytes(who + 1000, seq * 7, len, &mut d);
     let header = [
         who as u8,
         (seq >> 16) as u8,
@@ -96,14 +95,14 @@ impl UdpClients {
         self.clients.iter().all(|c| c.sent.len() >= c.total)
     }
 
+    /// Some client has datagrams left to send.
+    pub fn busy(&self) -> bool {
+        !self.done_sending()
+    }
+
     /// Nothing to wait for: UDP owes nothing.
     pub fn settled(&self) -> bool {
         true
-    }
-
-    /// Nobody waits on UDP.
-    pub fn stalled(&self, _step: u64) -> Complaints {
-        Complaints::default()
     }
 }
 
@@ -118,7 +117,9 @@ impl UdpClient {
         // The first datagram after the last match that this reply is.
         let start = self.matched.map_or(0, |m| m + 1);
         let found = (start..self.sent.len()).find(|&seq| {
-            self.sent[seq] == reply.len() && datagram(self.who, seq, self.sent[seq]) == reply
+            self.sent[seq] == reply.len()
+                && (reply.len() < 6 || reply[1..4] == datagram(self.who, seq, 4)[1..4])
+                && datagram(self.who, seq, self.sent[seq]) == reply
         });
         match found {
             Some(seq) => {
