@@ -336,6 +336,10 @@ pub struct SimNet {
     /// The last poll found nothing to report and had no timeout: a real
     /// server would now sleep until a client does something.
     pub asleep: bool,
+    /// No spurious event and no injected short write (each comes with an
+    /// event that could wake a stalled connection by luck): the scenarios
+    /// set this while checking that everything owed arrives.
+    pub stingy: bool,
     /// While clients are busy, a poll with nothing to report lets at most
     /// this much virtual time pass (the clients would act meanwhile); `None`
     /// jumps straight to the poll's deadline.
@@ -379,6 +383,7 @@ impl SimNet {
             mailboxes: Vec::new(),
             asleep: false,
             max_jump: None,
+            stingy: false,
             windows: if windows.is_empty() {
                 vec![65536]
             } else {
@@ -813,6 +818,8 @@ impl Net for SimNet {
         events.events.clear();
         self.reap_closed();
         self.counters.polls += 1;
+        // The loop's own work between two polls takes a little time.
+        self.elapsed += Duration::from_micros(self.rng.below(50));
         if self.rng.chance(self.faults.eintr) {
             self.counters.eintr += 1;
             return Err(interrupted());
@@ -834,7 +841,7 @@ impl Net for SimNet {
                 }
             }
         }
-        if self.rng.chance(self.faults.spurious) {
+        if !self.stingy && self.rng.chance(self.faults.spurious) {
             let registered: Vec<usize> = (0..self.socks.len())
                 .filter(|&i| self.socks[i].open && self.socks[i].reg.is_some())
                 .collect();
@@ -1043,7 +1050,7 @@ impl Net for SimNet {
             self.counters.eintr += 1;
             return Err(interrupted());
         }
-        let short = self.rng.chance(self.faults.short_write);
+        let short = !self.stingy && self.rng.chance(self.faults.short_write);
         let cut = self.rng.next_u64();
         let sock = stream.0.id;
         let c = self.stream_conn(stream)?;

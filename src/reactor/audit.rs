@@ -29,6 +29,11 @@ pub struct Audit {
     pub conns: Vec<ConnAudit>,
     /// Deadlines held (idle, linger, accept back-off).
     pub timers: usize,
+    /// How far the nearest deadline is from now (negative: overdue, as
+    /// `None` when there is none).
+    pub next_deadline_in: Option<std::time::Duration>,
+    /// The nearest deadline is already past.
+    pub deadline_overdue: bool,
     /// The loop's running total of pending output (`--max-pending`).
     pub pending_total: usize,
     /// Still-ready entries waiting for the next turn.
@@ -70,6 +75,11 @@ impl<N: Net> Server<N> {
             endpoints: self.endpoints.len(),
             conns: Vec::new(),
             timers: self.timers.len(),
+            next_deadline_in: self
+                .timers
+                .next()
+                .map(|t| t.saturating_duration_since(self.net.now())),
+            deadline_overdue: self.timers.next().is_some_and(|t| t < self.net.now()),
             pending_total: self.pending_total,
             still_ready: self.still_ready.len(),
         };

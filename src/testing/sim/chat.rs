@@ -55,8 +55,12 @@ struct Member {
     /// It ended without the client asking, outside shutdown.
     cut: bool,
     rejected: bool,
+    /// Reads nothing until everyone is done sending.
+    sleeper: bool,
     paused_until: u64,
     starve: u64,
+    /// When the current run of empty reads began.
+    starve_since: Duration,
     last_input: Duration,
     buf: Vec<u8>,
 }
@@ -67,6 +71,7 @@ pub struct ChatClients {
     members: Vec<Member>,
     server: SocketAddr,
     padding: usize,
+    burst: usize,
 }
 
 /// The padding of line `seq` of member `who`, `len` letters.
@@ -78,7 +83,12 @@ fn padding(who: usize, seq: usize, len: usize) -> String {
 
 impl ChatClients {
     /// Members as the scenario lists them; they connect on their first act.
-    pub fn new(spec: &[(Pace, usize)], padding: usize, server: SocketAddr) -> ChatClients {
+    pub fn new(
+        spec: &[(Pace, usize)],
+        bulk: bool,
+        server: SocketAddr,
+        net: &mut SimNet,
+    ) -> ChatClients {
         let n = spec.len();
         let members = spec
             .iter()
@@ -87,6 +97,9 @@ impl ChatClients {
                 who,
                 pace,
                 lines_to_send,
+                // Some stop-and-go members sleep until everyone is done
+                // sending, then read it all at once.
+                sleeper: pace == Pace::StopAndGo && net.rng().chance(400),
                 from: vec![None; n],
                 left: vec![false; n],
                 ..Member::default()
@@ -95,7 +108,8 @@ impl ChatClients {
         ChatClients {
             members,
             server,
-            padding,
+            padding: if bulk { 3000 } else { 200 },
+            burst: if bulk { 40 } else { 3 },
         }
     }
 
@@ -134,6 +148,30 @@ impl ChatClients {
         })
     }
 
+    /// Each member's state in one line, for failure messages.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for (r, m) in self.members.iter().enumerate() {
+            out.push_str(&format!(
+                "chat member {r} {:?}{}: nick {:?}, typed {}/{} lines, sent {}/{} bytes, quit {} bye {} ended {} cut {} rejected {}, owed {:?}\n",
+                m.pace,
+                if m.sleeper { " (sleeper)" } else { "" },
+                m.nick,
+                m.texts.len(),
+                m.lines_to_send,
+                m.stream_sent,
+                m.stream.len(),
+                m.quit_sent,
+                m.bye_seen,
+                m.ended,
+                m.cut,
+                m.rejected,
+                self.owed(r, None)
+            ));
+        }
+        out
+    }
+
     /// Every member has every line it is owed.
     pub fn settled(&self) -> bool {
         (0..self.members.len()).all(|r| self.owed(r, None).is_none())
@@ -162,9 +200,12 @@ impl ChatClients {
 
     /// Members owed something that have been reading without getting it.
     pub fn stalled(&self, net: &SimNet) -> Complaints {
+        let now = net.elapsed();
         let mut out = Complaints::default();
         for (r, m) in self.members.iter().enumerate() {
-            if m.starve > super::LIVENESS_TURNS {
+            if m.starve > super::LIVENESS_TURNS
+                && now.saturating_sub(m.starve_since) > super::LIVENESS_TIME
+            {
                 out.push(format_args!(
                     "chat member {r} ({:?}, {:?}) read {} times in a row and got nothing, owed {}; {}",
                     m.pace,
@@ -282,16 +323,20 @@ impl ChatClients {
                     return;
                 }
             } else if m.texts.len() < m.lines_to_send && rng.chance(150) {
-                let seq = m.texts.len();
-                let head = format!("m{}.{}.", m.who, seq);
-                let room = ctx.config.max_line.saturating_sub(head.len());
-                let len = rng.range(0, room.min(self.padding));
-                let text = format!("{head}{}", padding(m.who, seq, len));
-                let start = m.stream.len();
-                m.stream.extend_from_slice(text.as_bytes());
-                m.stream.push(b'\n');
-                m.lines.push((start, m.stream.len(), None));
-                m.texts.push(text);
+                // A burst of lines typed at once (pasted), up to `burst`.
+                let burst = rng.range(1, self.burst);
+                for _ in 0..burst.min(m.lines_to_send - m.texts.len()) {
+                    let seq = m.texts.len();
+                    let head = format!("m{}.{}.", m.who, seq);
+                    let room = ctx.config.max_line.saturating_sub(head.len());
+                    let len = ctx.net.rng().range(0, room.min(self.padding));
+                    let text = format!("{head}{}", padding(m.who, seq, len));
+                    let start = m.stream.len();
+                    m.stream.extend_from_slice(text.as_bytes());
+                    m.stream.push(b'\n');
+                    m.lines.push((start, m.stream.len(), None));
+                    m.texts.push(text);
+                }
             }
             if let Some(idle) = ctx.config.idle_timeout {
                 if ctx.now.saturating_sub(m.last_input) >= idle / 3
@@ -329,6 +374,9 @@ impl ChatClients {
         if ctx.step < m.paused_until {
             return;
         }
+        if m.sleeper && !ctx.draining && m.welcomed_at.is_some() {
+            return;
+        }
         if m.pace == Pace::StopAndGo && !ctx.draining && rng.chance(20) {
             m.paused_until = ctx.step + rng.range(10, 500) as u64;
             return;
@@ -351,6 +399,9 @@ impl ChatClients {
             ClientRead::WouldBlock => {
                 let owed = self.owed(i, Some(ctx.net)).is_some();
                 let m = &mut self.members[i];
+                if owed && m.starve == 0 {
+                    m.starve_since = ctx.now;
+                }
                 m.starve = if owed { m.starve + 1 } else { 0 };
             }
             ClientRead::Eof | ClientRead::Reset => self.end(i, ctx),

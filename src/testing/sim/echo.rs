@@ -35,6 +35,8 @@ struct EchoClient {
     end: Option<End>,
     paused_until: u64,
     starve: u64,
+    /// When the current run of empty reads began.
+    starve_since: Duration,
     last_input: Duration,
     /// Hostile only: at this many bytes sent, misbehave.
     trick_at: usize,
@@ -67,6 +69,7 @@ impl EchoClients {
                 end: None,
                 paused_until: 0,
                 starve: 0,
+                starve_since: Duration::ZERO,
                 last_input: Duration::ZERO,
                 trick_at: net.rng().range(0, total),
                 buf: Vec::new(),
@@ -114,9 +117,12 @@ impl EchoClients {
 
     /// Clients owed bytes that have been reading for too long without any.
     pub fn stalled(&self, net: &SimNet) -> Complaints {
+        let now = net.elapsed();
         let mut out = Complaints::default();
         for c in &self.clients {
-            if c.starve > super::LIVENESS_TURNS {
+            if c.starve > super::LIVENESS_TURNS
+                && now.saturating_sub(c.starve_since) > super::LIVENESS_TIME
+            {
                 out.push(format_args!(
                     "echo client {} ({:?}) owed {} bytes ({} sent, {} back), read {} times in a row and got none; {}",
                     c.who,
@@ -239,6 +245,9 @@ impl EchoClient {
             }
             ClientRead::WouldBlock => {
                 if self.recv < self.sent && self.pace != Pace::Hostile {
+                    if self.starve == 0 {
+                        self.starve_since = ctx.now;
+                    }
                     self.starve += 1;
                 } else {
                     self.starve = 0;

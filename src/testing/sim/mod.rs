@@ -43,9 +43,13 @@ use crate::net::EventList;
 use crate::reactor::Server;
 
 /// Turns a client that keeps reading may go without receiving anything it
-/// is owed. Far above what budgets, small windows and split event batches
+/// is owed (and [`LIVENESS_TIME`] must have passed too). Far above what budgets, small windows and split event batches
 /// need (a few turns); a lost wake-up never ends.
 pub const LIVENESS_TURNS: u64 = 2000;
+
+/// And virtual time it may go without: the longest delay the server puts
+/// on purpose (the accept back-off after EMFILE) fits many times over.
+pub const LIVENESS_TIME: Duration = Duration::from_secs(1);
 
 /// Steps a run may take at most, whatever happens (a run that does not end
 /// is a failure, never a hang).
@@ -102,8 +106,8 @@ pub struct Scenario {
     pub chat: Vec<(Pace, usize)>,
     /// UDP clients, with the datagrams each sends.
     pub udp: Vec<(Pace, usize)>,
-    /// Longest padding of a chat line (the lines are at most `--max-line`).
-    pub chat_padding: usize,
+    /// Bulk: more than a turn's budgets through wide windows.
+    pub bulk: bool,
     /// SIGTERM at this step (else only at the end).
     pub early_sigterm: Option<u64>,
 }
@@ -129,14 +133,18 @@ impl Scenario {
         // Bulk runs move more than a turn's read and write budgets (256 KiB)
         // through wide windows, so that budgets, not the sockets, stop the
         // loop; the others move little through windows down to one byte.
-        let bulk = rng.chance(250);
+        let bulk = rng.chance(150);
         config.max_conns = rng.range(2, 24);
         config.out_limit = if bulk {
             rng.pick(&[300_000, 1 << 20, 4 << 20])
         } else {
             rng.pick(&[64, 1000, 4096, 65536, 1 << 20])
         };
-        config.max_line = rng.pick(&[40, 100, 4096]);
+        config.max_line = if bulk {
+            4096
+        } else {
+            rng.pick(&[40, 100, 4096])
+        };
         if rng.chance(200) {
             config.max_pending = rng.pick(&[100, 5000, 300_000]);
         }
@@ -165,7 +173,7 @@ impl Scenario {
         let small = windows.iter().all(|&w| w <= 64);
         let echo_bytes = |rng: &mut SimRng| {
             if bulk {
-                rng.range(200_000, 1_500_000)
+                rng.range(270_000, 450_000)
             } else if small {
                 rng.range(0, 600)
             } else {
@@ -176,7 +184,7 @@ impl Scenario {
             .map(|_| (Pace::draw(rng, true), echo_bytes(rng)))
             .collect();
         let lines = if bulk {
-            (50, 400)
+            (80, 250)
         } else if small {
             (0, 8)
         } else {
@@ -189,10 +197,9 @@ impl Scenario {
             .map(|_| (Pace::draw(rng, true), rng.range(0, 40)))
             .collect();
         let early_sigterm = rng.chance(150).then(|| rng.range(1, 3000) as u64);
-        let chat_padding = if bulk { 3000 } else { 200 };
         Scenario {
             seed,
-            chat_padding,
+            bulk,
             config,
             faults,
             windows,
@@ -303,7 +310,8 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
     let capacity = server.net_mut().rng().pick(&[1, 2, 8, 1024]);
     let mut events = SimEvents::with_capacity(capacity);
     let mut echo = echo::EchoClients::new(&scenario.echo, addrs.echo, server.net_mut());
-    let mut chat = chat::ChatClients::new(&scenario.chat, scenario.chat_padding, addrs.chat);
+    let mut chat =
+        chat::ChatClients::new(&scenario.chat, scenario.bulk, addrs.chat, server.net_mut());
     let mut udp = udp::UdpClients::new(&scenario.udp, addrs.udp, server.net_mut());
     let mut signalled = false;
     let mut signalled_at = Duration::ZERO;
@@ -312,7 +320,14 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
         step += 1;
         assert!(
             step < MAX_STEPS,
-            "the run did not end within {MAX_STEPS} steps"
+            "the run did not end within {MAX_STEPS} steps: draining {}, settled {} {} {}, all quit {}, signalled {signalled}\n{}\nthe loop now: {:?}",
+            echo.done_sending() && chat.done_sending() && udp.done_sending(),
+            echo.settled(),
+            chat.settled(),
+            udp.settled(),
+            chat.all_quit(),
+            chat.summary(),
+            server.audit()
         );
         let now = server.net().elapsed();
         let draining = echo.done_sending() && chat.done_sending() && udp.done_sending();
@@ -348,6 +363,9 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
         }
         let busy = !signalled && (echo.busy(server.net()) || chat.busy(server.net()) || udp.busy());
         server.net_mut().max_jump = busy.then_some(Duration::from_millis(2));
+        // Once everybody is done sending, only what the server itself does
+        // may deliver what is owed: no lucky spurious wake-up.
+        server.net_mut().stingy = draining;
         server.net_mut().asleep = false;
         server
             .turn(&mut events, None)
