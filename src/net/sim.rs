@@ -163,6 +163,16 @@ impl Pipe {
     fn take(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.len());
         out[..n].copy_from_slice(&self.buf[self.head..self.head + n]);
+        self.advance(n);
+        n
+    }
+    fn take_into(&mut self, out: &mut Vec<u8>, max: usize) -> usize {
+        let n = max.min(self.len());
+        out.extend_from_slice(&self.buf[self.head..self.head + n]);
+        self.advance(n);
+        n
+    }
+    fn advance(&mut self, n: usize) {
         self.head += n;
         if self.head == self.buf.len() {
             self.buf.clear();
@@ -171,13 +181,6 @@ impl Pipe {
             self.buf.drain(..self.head);
             self.head = 0;
         }
-        n
-    }
-    fn take_into(&mut self, out: &mut Vec<u8>, max: usize) -> usize {
-        let n = max.min(self.len());
-        let start = out.len();
-        out.resize(start + n, 0);
-        self.take(&mut out[start..])
     }
     fn clear(&mut self) {
         self.buf.clear();

@@ -215,7 +215,10 @@ impl EchoClient {
         if ctx.step < self.paused_until {
             return false;
         }
-        if self.pace == Pace::StopAndGo && !ctx.draining && rng.chance(20) {
+        // (An echo client cannot sleep until the end: its own input would
+        // stop at --out-limit. A sleeper here is stop-and-go.)
+        let stop_and_go = matches!(self.pace, Pace::StopAndGo | Pace::Sleeper);
+        if stop_and_go && !ctx.draining && rng.chance(20) {
             self.paused_until = ctx.step + rng.range(10, 500) as u64;
             return false;
         }

@@ -65,17 +65,21 @@ pub enum Pace {
     Slow,
     /// Stops reading for a while, now and then.
     StopAndGo,
+    /// Chat only: reads its welcome, then nothing until everyone is done
+    /// sending, then as fast as it can (its backlog grows meanwhile).
+    Sleeper,
     /// Sends garbage, stops reading, half-closes or resets at any moment;
     /// only checked for safety, never owed anything.
     Hostile,
 }
 
 impl Pace {
-    fn draw(rng: &mut SimRng, hostile_ok: bool) -> Pace {
-        match rng.below(if hostile_ok { 8 } else { 7 }) {
+    fn draw(rng: &mut SimRng) -> Pace {
+        match rng.below(9) {
             0..=2 => Pace::Steady,
             3 | 4 => Pace::StopAndGo,
             5 | 6 => Pace::Slow,
+            7 => Pace::Sleeper,
             _ => Pace::Hostile,
         }
     }
@@ -133,10 +137,10 @@ impl Scenario {
         // Bulk runs move more than a turn's read and write budgets (256 KiB)
         // through wide windows, so that budgets, not the sockets, stop the
         // loop; the others move little through windows down to one byte.
-        let bulk = rng.chance(150);
+        let mut bulk = rng.chance(200);
         config.max_conns = rng.range(2, 24);
         config.out_limit = if bulk {
-            rng.pick(&[300_000, 1 << 20, 4 << 20])
+            rng.pick(&[1 << 20, 4 << 20])
         } else {
             rng.pick(&[64, 1000, 4096, 65536, 1 << 20])
         };
@@ -162,7 +166,7 @@ impl Scenario {
             short_write: rng.pick(&[0, 50, 300]),
         };
         let windows = if bulk {
-            vec![rng.pick(&[300_000, 1 << 20, 4 << 20])]
+            vec![rng.pick(&[300_000, 300_000, 1 << 20])]
         } else {
             match rng.below(3) {
                 0 => vec![1, 2, 7, 64],
@@ -181,7 +185,7 @@ impl Scenario {
             }
         };
         let echo = (0..rng.range(0, 5))
-            .map(|_| (Pace::draw(rng, true), echo_bytes(rng)))
+            .map(|_| (Pace::draw(rng), echo_bytes(rng)))
             .collect();
         let lines = if bulk {
             (80, 250)
@@ -191,11 +195,28 @@ impl Scenario {
             (0, 40)
         };
         let chat = (0..rng.range(0, 6))
-            .map(|_| (Pace::draw(rng, true), rng.range(lines.0, lines.1)))
+            .map(|_| (Pace::draw(rng), rng.range(lines.0, lines.1)))
             .collect();
         let udp = (0..rng.range(0, 3))
-            .map(|_| (Pace::draw(rng, true), rng.range(0, 40)))
+            .map(|_| (Pace::draw(rng), rng.range(0, 40)))
             .collect();
+        let mut chat: Vec<(Pace, usize)> = chat;
+        let mut windows = windows;
+        if rng.chance(150) {
+            // The case, on purpose: one member sleeps while the
+            // others paste hundreds of long lines, then reads as fast as it
+            // can through a wide window, so that whole writes spend the
+            // turn's write budget before the socket fills.
+            bulk = true;
+            config.max_line = 4096;
+            config.out_limit = 4 << 20;
+            config.max_pending = crate::config::DEFAULT_MAX_PENDING;
+            windows = vec![rng.pick(&[300_000, 1 << 20])];
+            chat = vec![(Pace::Sleeper, 0)];
+            for _ in 0..rng.range(2, 4) {
+                chat.push((Pace::Steady, rng.range(150, 250)));
+            }
+        }
         let early_sigterm = rng.chance(150).then(|| rng.range(1, 3000) as u64);
         Scenario {
             seed,
@@ -310,8 +331,7 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
     let capacity = server.net_mut().rng().pick(&[1, 2, 8, 1024]);
     let mut events = SimEvents::with_capacity(capacity);
     let mut echo = echo::EchoClients::new(&scenario.echo, addrs.echo, server.net_mut());
-    let mut chat =
-        chat::ChatClients::new(&scenario.chat, scenario.bulk, addrs.chat, server.net_mut());
+    let mut chat = chat::ChatClients::new(&scenario.chat, scenario.bulk, addrs.chat);
     let mut udp = udp::UdpClients::new(&scenario.udp, addrs.udp, server.net_mut());
     let mut signalled = false;
     let mut signalled_at = Duration::ZERO;
