@@ -49,7 +49,7 @@ pub const LIVENESS_TURNS: u64 = 2000;
 
 /// And virtual time it may go without: the longest delay the server puts
 /// on purpose (the accept back-off after EMFILE) fits many times over.
-pub const LIVENESS_TIME: Duration = Duration::from_secs(1);
+pub const LIVENESS_TIME: Duration = Duration::from_secs(3);
 
 /// Steps a run may take at most, whatever happens (a run that does not end
 /// is a failure, never a hang).
@@ -162,7 +162,7 @@ impl Scenario {
         let faults = Faults {
             eintr: rng.pick(&[0, 5, 50]),
             spurious: rng.pick(&[0, 20, 200]),
-            emfile: rng.pick(&[0, 0, 30, 300]),
+            emfile: rng.pick(&[0, 0, 30, 150]),
             short_write: rng.pick(&[0, 50, 300]),
         };
         let windows = if bulk {
