@@ -352,6 +352,8 @@ pub struct SimNet {
     next_port: u16,
     /// What happened so far.
     pub counters: SimCounters,
+    /// The last poll's events: (token, socket).
+    batch: Vec<(Token, usize)>,
 }
 
 fn closed_error() -> io::Error {
@@ -394,6 +396,7 @@ impl SimNet {
             },
             next_port: 40000,
             counters: SimCounters::default(),
+            batch: Vec::new(),
         }
     }
 
@@ -819,6 +822,7 @@ impl Net for SimNet {
 
     fn poll(&mut self, events: &mut SimEvents, timeout: Option<Duration>) -> io::Result<()> {
         events.events.clear();
+        self.batch.clear();
         self.reap_closed();
         self.counters.polls += 1;
         // The loop's own work between two polls takes a little time.
@@ -884,6 +888,7 @@ impl Net for SimNet {
             self.socks[id].queued = false;
             if let Some(event) = self.report(id) {
                 events.events.push(event);
+                self.batch.push((event.0, id));
             }
         }
         self.counters.events += events.events.len() as u64;
@@ -996,6 +1001,22 @@ impl Net for SimNet {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
+        // The stale-event trap: this token's previous owner was closed, but
+        // the batch being handled may still hold an event of the old owner,
+        // which would now be dispatched to this one. A reactor must free a
+        // slot only after the batch (or put a generation in its tokens).
+        self.reap_closed();
+        if let Some(&(_, old)) = self
+            .batch
+            .iter()
+            .find(|&&(t, id)| t == token && id != stream.0.id && !self.socks[id].open)
+        {
+            panic!(
+                "token {} registered for a new socket while the batch being handled holds an event \
+                 of socket {old}, closed since: its stale event would reach the newcomer",
+                token.0
+            );
+        }
         if let SockKind::Stream { conn } = self.socks[stream.0.id].kind {
             self.conns[conn].registered = true;
         }

@@ -265,9 +265,10 @@ impl ChatClients {
             // Lines go out in order, so the fully sent ones are a prefix and
             // their first bytes' steps never decrease: the last fully sent
             // line is owed if any is.
-            let last_owed = sender.fully_sent.checked_sub(1).filter(|&k| {
-                sender.lines[k].2.is_some_and(|first| first > welcomed)
-            });
+            let last_owed = sender
+                .fully_sent
+                .checked_sub(1)
+                .filter(|&k| sender.lines[k].2.is_some_and(|first| first > welcomed));
             if let Some(k) = last_owed {
                 if m.from[s].map_or(true, |(_, last)| last < k) {
                     return Some(format!("line {k} of member {s}"));
@@ -306,6 +307,11 @@ impl ChatClients {
                     junk.push(b'\n');
                     m.stream.extend_from_slice(&junk);
                 }
+                if rng.chance(30) {
+                    // Commands whose answers go to itself, which it does not
+                    // read: its own input makes it too slow.
+                    m.stream.extend_from_slice(b"/help\n/who\n/rooms\n");
+                }
                 if rng.chance(5) {
                     if rng.chance(500) {
                         ctx.net.client_reset(conn);
@@ -316,6 +322,11 @@ impl ChatClients {
                     return;
                 }
             } else if m.texts.len() < m.lines_to_send && rng.chance(150) {
+                if rng.chance(40) {
+                    // A question to the server, answered to itself alone.
+                    let command: &[u8] = rng.pick(&[b"/who\n", b"/rooms\n", b"/help\n"]);
+                    m.stream.extend_from_slice(command);
+                }
                 // A burst of lines typed at once (pasted), up to `burst`.
                 let burst = rng.range(1, self.burst);
                 for _ in 0..burst.min(m.lines_to_send - m.texts.len()) {
@@ -354,7 +365,11 @@ impl ChatClients {
                         }
                     }
                     m.stream_sent += n;
-                    while m.lines.get(m.fully_sent).is_some_and(|l| l.1 <= m.stream_sent) {
+                    while m
+                        .lines
+                        .get(m.fully_sent)
+                        .is_some_and(|l| l.1 <= m.stream_sent)
+                    {
                         m.fully_sent += 1;
                     }
                 }
@@ -453,7 +468,10 @@ impl ChatClients {
             return false;
         };
         let (nick, body) = (&rest[..gt], &rest[gt..]);
-        let Some(body) = body.strip_prefix(b"> m").and_then(|b| b.strip_suffix(b"\n")) else {
+        let Some(body) = body
+            .strip_prefix(b"> m")
+            .and_then(|b| b.strip_suffix(b"\n"))
+        else {
             return false;
         };
         let mut parts = body.splitn(3, |&b| b == b'.');
