@@ -66,6 +66,24 @@ fn every_seed_decodes_and_passes() {
     assert!(replay_corpus::<EchoStreamInput>("echo_stream", echo_stream::check) >= 2);
     assert!(replay_corpus::<UdpEchoInput>("udp_echo", udp_echo::check) >= 2);
     assert!(replay_corpus::<ClientLinesInput>("client_lines", client_lines::check) >= 3);
+    assert!(replay_raw_corpus("reactor_sim", |bytes| {
+        sockloop::testing::sim::run_bytes(bytes);
+    }) >= 3);
+}
+
+/// Replay every file in fuzz/corpus/`target` for a target that takes raw
+/// bytes; the number replayed.
+fn replay_raw_corpus(target: &str, check: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("the corpus folder") {
+        let bytes = std::fs::read(entry.expect("a corpus entry").path()).expect("a seed");
+        check(&bytes);
+        n += 1;
+    }
+    n
 }
 
 /// The seeds decode to the scenarios fuzz/make_seeds.py says they are.

@@ -46,8 +46,7 @@ use super::{EventList, Net, Readiness, SIGNAL_TOKEN};
 
 /// The one source of every choice the simulation makes. From a seed it is a
 /// SplitMix64 generator; from fuzzer bytes it replays those bytes as its
-/// first draws (then zeros), so the fuzzer steers the same decisions a seed
-/// does.
+/// first draws, so the fuzzer steers the same decisions a seed does.
 #[derive(Debug, Clone)]
 pub struct SimRng {
     state: u64,
@@ -63,10 +62,16 @@ impl SimRng {
         }
     }
 
-    /// A generator that plays `data` back, 8 bytes a draw, then zeros.
+    /// A generator that plays `data` back, 8 bytes (a little-endian u64) a
+    /// draw, then goes on as the generator seeded by a hash of `data` (so a
+    /// short input still gives a varied run, never a run of zeros).
     pub fn from_bytes(data: &[u8]) -> SimRng {
+        // FNV-1a: any fixed hash will do, it only has to be deterministic.
+        let seed = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         SimRng {
-            state: 0,
+            state: seed,
             bytes: Some((data.to_vec(), 0)),
         }
     }
@@ -74,12 +79,14 @@ impl SimRng {
     /// 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         if let Some((data, pos)) = &mut self.bytes {
-            let mut word = [0u8; 8];
-            for b in &mut word {
-                *b = data.get(*pos).copied().unwrap_or(0);
-                *pos += 1;
+            if *pos < data.len() {
+                let mut word = [0u8; 8];
+                for b in &mut word {
+                    *b = data.get(*pos).copied().unwrap_or(0);
+                    *pos += 1;
+                }
+                return u64::from_le_bytes(word);
             }
-            return u64::from_le_bytes(word);
         }
         // SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, good enough here.
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
