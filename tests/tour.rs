@@ -482,3 +482,106 @@ fn normalising_keeps_what_matters() {
     );
     assert_eq!(slug("One peer's error"), "one-peers-error");
 }
+
+/// What a Graphviz SVG shows, without its geometry: the text of every
+/// `<title>` (one per graph, node and edge: `a->b`) and `<text>` element
+/// (every label line), in order. Positions depend on the fonts installed,
+/// so two machines draw the same source with different coordinates; the
+/// words do not change.
+fn svg_words(svg: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for tag in ["<title>", "<text "] {
+        let mut rest = svg;
+        while let Some(start) = rest.find(tag) {
+            rest = &rest[start..];
+            let open_end = rest.find('>').unwrap() + 1;
+            let close = rest.find("</").unwrap();
+            words.push(format!("{tag}{}", &rest[open_end..close]));
+            rest = &rest[close..];
+        }
+    }
+    words
+}
+
+/// docs/diagrams/NAME.dot is the source of docs/diagrams/NAME.svg
+/// (scripts/diagrams.sh draws them with Graphviz's `dot`). Each SVG must
+/// exist, be linked from a doc, and show exactly what its source says now:
+/// this test draws each source again and compares the words of the two
+/// pictures (every node, edge and label). Without `dot` it says SKIPPED
+/// loudly, unless `SOCKLOOP_REQUIRE_DOT` is set (CI sets it, and installs
+/// graphviz), in which case it fails.
+#[test]
+fn diagrams_are_drawn_from_their_source() {
+    let dir = repo_file("docs/diagrams");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read docs/diagrams")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dot"))
+        .collect();
+    sources.sort();
+    assert!(
+        sources.len() >= 5,
+        "docs/diagrams has too few sources: {sources:?}"
+    );
+    let docs: String = [
+        "docs/architecture.md",
+        "docs/build-your-own.md",
+        "README.md",
+    ]
+    .iter()
+    .map(|d| std::fs::read_to_string(repo_file(d)).unwrap())
+    .collect();
+    for source in &sources {
+        let svg = source.with_extension("svg");
+        assert!(
+            svg.exists(),
+            "{} has no drawing: run scripts/diagrams.sh and commit {}",
+            source.display(),
+            svg.display()
+        );
+        let name = svg.file_name().unwrap().to_str().unwrap();
+        assert!(
+            docs.contains(&format!("diagrams/{name}")),
+            "docs/diagrams/{name} is drawn but no doc shows it"
+        );
+    }
+    let drawn = Command::new("dot").arg("-V").output();
+    if !drawn.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("SOCKLOOP_REQUIRE_DOT").is_none(),
+            "SOCKLOOP_REQUIRE_DOT is set but Graphviz's dot does not run"
+        );
+        // Straight to stderr, past the test harness's capture, so that the
+        // skip shows even though the test passes.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED diagrams_are_drawn_from_their_source: Graphviz's `dot` is not installed \
+             (apt-get install graphviz), so the committed SVGs were NOT checked against their sources"
+        );
+        return;
+    }
+    let mut stale = Vec::new();
+    for source in &sources {
+        let fresh = Command::new("dot")
+            .arg("-Tsvg")
+            .arg(source)
+            .output()
+            .expect("run dot");
+        assert!(
+            fresh.status.success(),
+            "dot failed on {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&fresh.stderr)
+        );
+        let fresh = String::from_utf8(fresh.stdout).unwrap();
+        let committed = std::fs::read_to_string(source.with_extension("svg")).unwrap();
+        if svg_words(&fresh) != svg_words(&committed) {
+            stale.push(source.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "these drawings are older than their sources; run scripts/diagrams.sh and commit:\n{}",
+        stale.join("\n")
+    );
+}
