@@ -49,6 +49,11 @@ pub const DATAGRAM_BUDGET_PER_TURN: usize = 256;
 /// descriptors (EMFILE/ENFILE), before it tries again.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
 
+/// How long a connection that is done (a chat client that quit) may linger
+/// after our FIN, reading and discarding what the client still sends, before
+/// it is closed anyway. Closing at once with unread input would send RST.
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The listen backlog: connections the kernel completes and queues for us
 /// before we accept them (capped by the kernel at `net.core.somaxconn`).
 /// std's and mio's 128 overflows under a burst of connects, and an overflow
