@@ -31,6 +31,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -283,12 +284,18 @@ impl Server {
     fn demo_stale_token(&mut self) -> io::Result<()> {
         let addr = self.listener.local_addr()?;
         let mut a = std::net::TcpStream::connect(addr)?;
-        a.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        a.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // connect() returns before the server's kernel has queued A: wait
+        // for the listener's event before accepting, as the loop would.
+        self.wait_for_events(&[(LISTENER, false)])?;
         self.accept_all(); // A into slot 0
         a.write_all(b"bye")?;
         a.shutdown(Shutdown::Write)?; // A has finished: its next read sees the end
         let mut b = std::net::TcpStream::connect(addr)?; // B waits in the listen queue
         b.write_all(b"Hello,Server")?;
+        // The batch below is only true once A's end of input and B's
+        // connection have reached the server's kernel.
+        self.wait_for_events(&[(Token(0), true), (LISTENER, false)])?;
         let slot_a = Token(0);
         let meant_for = self.conns[slot_a.0].number;
         let batch = [
@@ -324,6 +331,32 @@ impl Server {
         let mut echoed = Vec::new();
         let _ = a.read_to_end(&mut echoed);
         println!("A got back {:?}", String::from_utf8_lossy(&echoed));
+        Ok(())
+    }
+
+    /// Poll (for at most 10 s) until each (token, end of input) in `wanted`
+    /// has been reported: readable, and with the peer's FIN if asked.
+    fn wait_for_events(&mut self, wanted: &[(Token, bool)]) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = vec![false; wanted.len()];
+        let mut events = Events::with_capacity(16);
+        while seen.contains(&false) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    ErrorKind::TimedOut,
+                    "the demo's sockets never became ready",
+                ));
+            }
+            self.poll.poll(&mut events, Some(left))?;
+            for event in events.iter() {
+                for (i, &(token, fin)) in wanted.iter().enumerate() {
+                    if event.token() == token && (!fin || event.is_read_closed()) {
+                        seen[i] = true;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
