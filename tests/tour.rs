@@ -1055,3 +1055,53 @@ fn the_numbers_the_docs_give_are_the_codes() {
         "only {checked} values checked: is the parser broken?"
     );
 }
+
+/// docs/exercises.md and scripts/break-it.sh describe the same breaks: each
+/// break the script defines has a section in the page (`## NAME: ...`) that
+/// names the test the script runs, and each section has a break.
+#[test]
+fn every_break_it_exercise_is_documented_with_its_test() {
+    let script = std::fs::read_to_string(repo_file("scripts/break-it.sh")).unwrap();
+    let page = std::fs::read_to_string(repo_file("docs/exercises.md")).unwrap();
+    // `define NAME FILE FAST \` then `    "cargo test ARGS" \`.
+    let mut breaks = Vec::new();
+    let mut lines = script.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("define ") else {
+            continue;
+        };
+        let name = rest.split_whitespace().next().unwrap().to_string();
+        let args = lines
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_end_matches('\\')
+            .trim();
+        let test = args
+            .trim_matches('"')
+            .split_whitespace()
+            .last()
+            .unwrap_or("");
+        breaks.push((name, test.to_string()));
+    }
+    assert!(
+        breaks.len() >= 3,
+        "no breaks found in scripts/break-it.sh: {breaks:?}"
+    );
+    let sections: Vec<&str> = page.split("\n## ").skip(1).collect();
+    for (name, test) in &breaks {
+        let section = sections
+            .iter()
+            .find(|s| s.starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("docs/exercises.md has no section `## {name}: ...`"));
+        assert!(
+            section.contains(&format!("[`{test}`]")),
+            "docs/exercises.md, {name}: does not name {test}, the test the script runs"
+        );
+    }
+    assert_eq!(
+        sections.len(),
+        breaks.len(),
+        "docs/exercises.md has a section for a break the script does not run"
+    );
+}
