@@ -26,8 +26,8 @@ use crate::config::{POOLED_BUF_MAX, POOL_MAX_BUFFERS};
 /// queue that holds them, which overstates memory and never understates it).
 pub const QUEUED_LINE_COST: usize = std::mem::size_of::<SharedLine>();
 
-/// Queue slots an empty [`ChunkQueue`] may keep for reuse; past this, an
-/// emptied queue frees them.
+/// Queue slots an emptied [`ChunkQueue`] keeps for reuse (1 KiB of
+/// handles); it frees any beyond these.
 const IDLE_QUEUE_SLOTS: usize = 64;
 
 /// One complete line, shared by every connection it is queued on. Cloning is
@@ -230,11 +230,13 @@ impl ChunkQueue {
         self.shrink_if_empty();
     }
 
-    /// An emptied queue that once held a long backlog gives its slots back,
-    /// so that memory follows what is pending now, not what once was.
+    /// An emptied queue that once held a long backlog gives back all but
+    /// [`IDLE_QUEUE_SLOTS`] slots, so that memory follows what is pending
+    /// now, not what once was; the slots it keeps serve ordinary traffic
+    /// without allocating.
     fn shrink_if_empty(&mut self) {
         if self.chunks.is_empty() && self.chunks.capacity() > IDLE_QUEUE_SLOTS {
-            self.chunks = VecDeque::new();
+            self.chunks.shrink_to(IDLE_QUEUE_SLOTS);
         }
     }
 
@@ -305,7 +307,10 @@ mod tests {
             q.push(&line);
         }
         q.consume(10_000);
-        assert_eq!(q.chunks.capacity(), 0, "the slots went back");
+        assert!(
+            q.chunks.capacity() <= IDLE_QUEUE_SLOTS,
+            "the slots went back"
+        );
         assert_eq!(q.cost(), 0);
     }
 

@@ -37,7 +37,8 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// Bytes one connection may read in one turn of the loop before it must let
 /// the others run (fairness). A source that still has input goes on the
-/// "still ready" list and the next poll does not block.
+/// "still ready" list: the next poll does not block, and the next turn
+/// retries it (a source with a fresh event in that turn as well gets both).
 pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
 /// Bytes one connection may write in one turn of the loop.
 pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;

@@ -161,7 +161,8 @@ pub struct Server {
     next_serial: u64,
     /// Sources that ran out of budget with work left: (key, serial).
     still_ready: Vec<(usize, u64)>,
-    /// The other half of `still_ready`'s double buffer (see `retry_still_ready`).
+    /// The other half of `still_ready`'s double buffer: during a turn, the
+    /// sources that ran out of budget in the turn before, to retry now.
     retry_scratch: Vec<(usize, u64)>,
     /// Connections with new output to write before the next poll.
     flush_list: Vec<usize>,
@@ -332,6 +333,12 @@ impl Server {
             Err(e) => return Err(e),
         }
         self.now = Instant::now();
+        // The sources to retry this turn are those that ran out of budget
+        // before this poll; any that run out during this turn wait for the
+        // next, so a budget is spent at most once per source per turn
+        // (except a source that also has a fresh event). Swapping two Vecs
+        // keeps both allocations alive: this costs nothing per turn.
+        std::mem::swap(&mut self.retry_scratch, &mut self.still_ready);
         if let (Some(t), Some(from)) = (self.trace.as_mut(), waited_from) {
             t.poll_wait(from, self.now, events.iter().count(), timeout);
         }
@@ -348,7 +355,7 @@ impl Server {
         });
         self.step(
             "still-ready",
-            self.still_ready.len(),
+            self.retry_scratch.len(),
             Server::retry_still_ready,
         );
         self.fire_timers();
@@ -547,15 +554,13 @@ impl Server {
 
     // ----- timers ------------------------------------------------------
 
+    /// Dispatch again every source that ran out of budget last turn. Those
+    /// that run out again re-enter `still_ready`, for the next turn.
     fn retry_still_ready(&mut self) {
-        if self.still_ready.is_empty() {
+        if self.retry_scratch.is_empty() {
             return;
         }
-        // Sources that run out of budget again re-enter `still_ready` while we
-        // iterate, so iterate a swapped-out list; swapping two Vecs back and
-        // forth keeps both allocations alive, so this costs nothing per turn.
         let mut retry = std::mem::take(&mut self.retry_scratch);
-        std::mem::swap(&mut retry, &mut self.still_ready);
         for &(key, serial) in &retry {
             if self.sources.get(key).is_some_and(|e| e.serial == serial) {
                 self.dispatch(Token(key), Readiness::RETRY);
