@@ -114,7 +114,11 @@ fn main() -> io::Result<()> {
                 readable: e.is_readable() || e.is_read_closed() || e.is_error(),
             })
             .collect();
-        server.handle_batch(&batch);
+        // Retry only what ran out of budget before this poll: a connection
+        // that runs out again during this turn waits for the next one, so
+        // it spends one budget per turn like everyone else.
+        let retry = std::mem::take(&mut server.still_ready);
+        server.handle_batch(&batch, retry);
     }
 }
 
@@ -143,11 +147,11 @@ impl Server {
 
     /// The batch, then the connections still ready from the last turn
     /// (after everyone else had their turn), then the sweep.
-    fn handle_batch(&mut self, batch: &[Ready]) {
+    fn handle_batch(&mut self, batch: &[Ready], retry: Vec<(usize, u64)>) {
         for ready in batch {
             self.handle_event(*ready);
         }
-        for (key, number) in std::mem::take(&mut self.still_ready) {
+        for (key, number) in retry {
             if self.conns.get(key).is_some_and(|c| c.number == number) {
                 let token = Token(key);
                 self.handle_event(Ready {
