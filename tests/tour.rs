@@ -814,6 +814,36 @@ fn every_claim_names_a_proof_that_is_a_test() {
         "claims whose proof is missing:\n{}",
         wrong.join("\n")
     );
+    // The teaching pages make the same kind of claim: every test they link
+    // (a link into tests/, or any link in an exercise's "**Caught by**")
+    // must be a test.
+    for page in ["build-your-own.md", "exercises.md"] {
+        let doc = repo_file("docs").join(page);
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let caught_by: Vec<&str> = text
+            .split("\n\n")
+            .filter(|p| p.starts_with("**Caught by**"))
+            .collect();
+        let mut named = code_links(&doc)
+            .into_iter()
+            .filter(|(_, file)| rel(file).starts_with("tests/"))
+            .map(|(name, file)| Proof::Test(file, name))
+            .collect::<Vec<_>>();
+        for paragraph in caught_by {
+            named.extend(proofs_in(paragraph, doc.parent().unwrap()));
+        }
+        assert!(named.len() >= 5, "{page}: too few tests found");
+        for proof in &named {
+            if let Err(e) = check_proof(proof) {
+                wrong.push(format!("{page}: {e}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "tests named by the teaching pages:\n{}",
+        wrong.join("\n")
+    );
     // The parser's own sanity: both pages, and many proofs.
     assert!(claims.iter().any(|(c, _)| c.starts_with("pitfalls.md")));
     assert!(claims.iter().any(|(c, _)| c.starts_with("limits.md")));
