@@ -695,6 +695,16 @@ fn proofs_in(passage: &str, doc_dir: &Path) -> Vec<Proof> {
             if target.ends_with(".rs") {
                 proofs.push(Proof::Test(doc_dir.join(target), code.to_string()));
             }
+        } else if let Some((module, name)) = code.split_once("::tests::") {
+            // `reactor::timers::tests::name`: a unit test in src/, in an
+            // inline `mod tests` or in a tests.rs of its own.
+            let own_file = module_file(&format!("{module}::tests"));
+            let file = if own_file.exists() {
+                own_file
+            } else {
+                module_file(module)
+            };
+            proofs.push(Proof::Test(file, name.into()));
         } else if let Some((file, name)) = code.split_once(".rs::") {
             proofs.push(Proof::Test(repo_file(&format!("{file}.rs")), name.into()));
         } else if code.ends_with(".rs") {
@@ -708,18 +718,23 @@ fn proofs_in(passage: &str, doc_dir: &Path) -> Vec<Proof> {
         {
             let word = tail.split_whitespace().next().unwrap_or("");
             if word.starts_with("proptest") || word.starts_with("test") {
-                let module = code.replace("::", "/");
-                let file = repo_file(&format!("src/{module}.rs"));
-                let file = if file.exists() {
-                    file
-                } else {
-                    repo_file(&format!("src/{module}/mod.rs"))
-                };
-                proofs.push(Proof::File(file, word.starts_with("proptest")));
+                proofs.push(Proof::File(module_file(code), word.starts_with("proptest")));
             }
         }
     }
     proofs
+}
+
+/// The file of a module path of the crate (`protocol::line` is
+/// src/protocol/line.rs or src/protocol/line/mod.rs).
+fn module_file(module: &str) -> PathBuf {
+    let path = module.replace("::", "/");
+    let file = repo_file(&format!("src/{path}.rs"));
+    if file.exists() {
+        file
+    } else {
+        repo_file(&format!("src/{path}/mod.rs"))
+    }
 }
 
 /// Check one proof; `Err` says what is wrong with it.
@@ -853,21 +868,21 @@ fn every_claim_names_a_proof_that_is_a_test() {
     );
 }
 
-/// Whether `name` (`Type::method`, `function`, `Type`) is defined in
-/// `source`: for `Type::method`, the file must also hold an `impl` of
-/// `Type` (or of a trait for it), so that a method moved to another type or
-/// file no longer counts.
+/// Whether `name` (`Type::method`, `Enum::Variant`, `function`, `Type`) is
+/// defined in `source`: for `Owner::item`, the file must also declare the
+/// enum `Owner` or hold an `impl` of `Owner` (or of a trait for it), so that
+/// a method moved to another type or file no longer counts.
 fn defines_in(source: &str, name: &str) -> bool {
     match name.rsplit_once("::") {
         Some((owner, _)) => {
             let owner = owner.rsplit("::").next().unwrap();
-            let has_impl = source.lines().any(|l| {
+            let has_owner = source.lines().any(|l| {
                 let l = l.trim_start();
-                l.starts_with("impl")
-                    && l.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .any(|w| w == owner)
+                let words = || l.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+                (l.starts_with("impl") && words().any(|w| w == owner))
+                    || (words().any(|w| w == "enum") && words().any(|w| w == owner))
             });
-            has_impl && defines(source, name)
+            has_owner && defines(source, name)
         }
         None => defines(source, name),
     }
