@@ -968,16 +968,25 @@ fn the_code_a_claim_names_is_where_it_says() {
 fn doc_quantity(text: &str) -> Option<u64> {
     let mut words = text.split_whitespace().peekable();
     let mut digits = String::new();
+    let mut ended = false; // punctuation right after the number: no unit
     while let Some(w) = words.peek() {
-        if w.chars().all(|c| c.is_ascii_digit()) && (digits.is_empty() || w.len() == 3) {
-            digits.push_str(w);
-            words.next();
-        } else {
+        let lead: String = w.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if lead.is_empty() || !(digits.is_empty() || lead.len() == 3) {
+            break;
+        }
+        digits.push_str(&lead);
+        ended = lead.len() < w.len();
+        words.next();
+        if ended {
             break;
         }
     }
     let n: u64 = digits.parse().ok()?;
-    let unit = words.next().unwrap_or("");
+    let unit = if ended {
+        ""
+    } else {
+        words.next().unwrap_or("")
+    };
     let unit = unit.trim_end_matches(|c: char| !c.is_alphanumeric());
     Some(match unit {
         "KiB" => n * 1024,
@@ -1149,4 +1158,37 @@ fn every_break_it_exercise_is_documented_with_its_test() {
         breaks.len(),
         "docs/exercises.md has a section for a break the script does not run"
     );
+}
+
+#[test]
+fn the_claim_parsers_read_what_the_docs_write() {
+    assert_eq!(doc_quantity("1024), where std"), Some(1024));
+    assert_eq!(doc_quantity("65 507 bytes (IPv4 maximum)"), Some(65_507));
+    assert_eq!(doc_quantity("250 ms) from now"), Some(250));
+    assert_eq!(doc_quantity("4 MiB"), Some(4 << 20));
+    assert_eq!(doc_quantity("5 s"), Some(5000));
+    assert_eq!(doc_quantity("the limit"), None);
+    assert_eq!(
+        const_value("pub const X: usize = 256 * 1024;", "X"),
+        Some(256 * 1024)
+    );
+    assert_eq!(
+        const_value("pub const B: Duration = Duration::from_millis(250);", "B"),
+        Some(250)
+    );
+    assert!(has_test("#[test]\nfn t() {}", "t").is_ok());
+    assert!(has_test("#[test]\n#[ignore]\nfn t() {}", "t").is_err());
+    assert!(has_test("fn t() {}", "t").is_err());
+    assert!(defines_in(
+        "enum WriteStop {\n    Budget,\n}",
+        "WriteStop::Budget"
+    ));
+    assert!(defines_in(
+        "impl Outbox for ConnOutbox {\n    fn send(",
+        "ConnOutbox::send"
+    ));
+    assert!(!defines_in(
+        "impl Other {\n    fn send(",
+        "ConnOutbox::send"
+    ));
 }
