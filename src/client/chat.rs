@@ -47,7 +47,6 @@ use super::stdin::Stdin;
 use super::{
     Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
-use crate::cli::ChatArgs;
 use crate::config::READ_BUF_SIZE;
 use crate::net::{self, ReadOutcome};
 
@@ -68,8 +67,17 @@ pub enum Phase {
     Quitting,
 }
 
+/// What `sockloop chat` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatOptions {
+    /// The chat server, `host:port`.
+    pub addr: String,
+    /// Send `/nick NAME` first.
+    pub nick: Option<String>,
+}
+
 /// Run `sockloop chat`.
-pub fn run(args: &ChatArgs) -> io::Result<()> {
+pub fn run(args: &ChatOptions) -> io::Result<()> {
     if let Some(nick) = &args.nick {
         if nick.is_empty() || nick.contains(|c: char| c.is_control()) {
             return Err(io::Error::new(

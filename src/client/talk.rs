@@ -55,7 +55,6 @@ use super::stdin::Stdin;
 use super::{
     Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
-use crate::cli::TalkArgs;
 use crate::config::READ_BUF_SIZE;
 use crate::net::{self, ReadOutcome};
 
@@ -80,15 +79,29 @@ pub enum Phase {
     Closing,
 }
 
+/// What `sockloop talk` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TalkOptions {
+    /// Which side of the conversation this is.
+    pub side: TalkSide,
+}
+
+/// Wait for the peer, or call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TalkSide {
+    /// `--listen ADDR`: wait for one peer there.
+    Listen(String),
+    /// `ADDR`: connect to the peer there.
+    Connect(String),
+}
+
 /// Run `sockloop talk`.
-pub fn run(args: &TalkArgs) -> io::Result<()> {
+pub fn run(options: &TalkOptions) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(16);
-    let mut talk = match (&args.listen, &args.addr) {
-        (Some(addr), _) => Talk::listen(addr, poll.registry())?,
-        (None, Some(addr)) => Talk::connect(addr, poll.registry())?,
-        // clap requires one of the two.
-        (None, None) => unreachable!("talk needs --listen ADDR or ADDR"),
+    let mut talk = match &options.side {
+        TalkSide::Listen(addr) => Talk::listen(addr, poll.registry())?,
+        TalkSide::Connect(addr) => Talk::connect(addr, poll.registry())?,
     };
     loop {
         super::poll_once(&mut poll, &mut events, talk.poll_timeout())?;
