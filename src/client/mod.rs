@@ -14,6 +14,10 @@
 //!   regular file, `/dev/null`).
 //! - [`lines`]: splitting received bytes into lines and making them safe to
 //!   print on a terminal.
+//! - [`terminal`]: in a terminal, `chat` and `talk` keep an input line with
+//!   editing and history (a line editor on a helper thread) and print
+//!   received lines above it; with pipes and files, stdout is exactly the
+//!   lines received.
 //! - [`Deadline`]: the one timer each client needs, turned into a poll timeout
 //!   (mio has no timers of its own).
 //!
@@ -43,6 +47,7 @@ pub mod lines;
 pub mod send;
 pub mod stdin;
 pub mod talk;
+pub mod terminal;
 
 /// Whether a client's loop is finished (the answer of each turn).
 #[derive(Debug, PartialEq, Eq)]
@@ -194,25 +199,10 @@ pub fn update_interest(
 }
 
 /// Append one received line, made safe for a terminal, and its LF to the
-/// lines waiting for [`print()`].
+/// lines waiting for [`terminal::Output::print`].
 pub fn add_line(to_print: &mut Vec<u8>, line: &[u8]) {
     to_print.extend_from_slice(lines::printable(line).as_bytes());
     to_print.push(b'\n');
-}
-
-/// Write the gathered lines to stdout in one go, flush, and empty `to_print`.
-/// This blocks while stdout's reader is behind; see "Memory bounds" above.
-pub fn print(to_print: &mut Vec<u8>) -> io::Result<()> {
-    use std::io::Write;
-    if to_print.is_empty() {
-        return Ok(());
-    }
-    let mut out = io::stdout().lock();
-    out.write_all(to_print)
-        .and_then(|()| out.flush())
-        .map_err(|e| io::Error::new(e.kind(), format!("stdout: {e}")))?;
-    to_print.clear();
-    Ok(())
 }
 
 /// Bytes waiting for the socket, bounded by [`OUTBOX_LIMIT`].

@@ -128,6 +128,34 @@ impl Stdin {
         // ends on its next read when it finds the channel gone.
     }
 
+    /// Make the line editor (see [`super::terminal`]) the source of events
+    /// for `token`: the user's accepted lines arrive here as bytes, exactly
+    /// as a pipe would give them. Returns the output that prints received
+    /// lines above the input line, and the guard that restores the terminal.
+    pub fn register_editor(
+        registry: &Registry,
+        token: Token,
+        prompt: &str,
+    ) -> io::Result<(
+        Stdin,
+        super::terminal::Output,
+        super::terminal::TerminalGuard,
+    )> {
+        let waker = Arc::new(Waker::new(registry, token)?);
+        let (tx, rx) = mpsc::sync_channel(THREAD_CHANNEL_CHUNKS);
+        let (output, guard) = super::terminal::spawn_editor(prompt, tx, Arc::clone(&waker))?;
+        log::debug!("stdin: a line editor on a helper thread (terminal)");
+        let stdin = Stdin {
+            source: Source::Thread {
+                chunks: rx,
+                current: Vec::new(),
+                taken: 0,
+                _waker: waker,
+            },
+        };
+        Ok((stdin, output, guard))
+    }
+
     fn spawn_reader(registry: &Registry, token: Token) -> io::Result<Stdin> {
         let waker = Arc::new(Waker::new(registry, token)?);
         let (tx, rx) = mpsc::sync_channel(THREAD_CHANNEL_CHUNKS);
