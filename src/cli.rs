@@ -304,7 +304,7 @@ an error, and any error makes the exit status 1 after the report. Progress: a
 bar when stderr is a terminal, else one line per --interval on stderr.")]
 pub struct BenchArgs {
     /// echo (TCP echo, closed loop), udp (UDP echo) or chat (fan-out in one room).
-    #[arg(value_enum, value_name = "TARGET")]
+    #[arg(value_enum, value_name = "TARGET", hide_possible_values = true)]
     pub target: BenchTarget,
     /// The server, HOST:PORT [default: 127.0.0.1:12345 for echo and udp, 127.0.0.1:12346 for chat]
     #[arg(value_name = "ADDR", value_parser = parse_addr, conflicts_with = "to")]

@@ -88,6 +88,8 @@ fn main() -> ExitCode {
         Command::Man(args) => match cli::write_man_page(args.command.as_deref(), &mut io::stdout())
         {
             Ok(()) => Ok(()),
+            // `sockloop man | head`: the reader had enough.
+            Err(cli::ManPageError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             Err(cli::ManPageError::Io(e)) => Err(e),
             Err(cli::ManPageError::Unknown(message)) => {
                 let mut command = Cli::command();
