@@ -91,7 +91,7 @@ pub fn connect(addr: &str) -> io::Result<(TcpStream, SocketAddr)> {
 /// the connect is still in progress (keep waiting); `Err` (naming `addr`) when
 /// it failed, e.g. "connect to 127.0.0.1:9: Connection refused".
 ///
-/// The order matters (DESIGN.md, trap 9): `take_error()` first, because a
+/// The order matters (docs/pitfalls.md, "Non-blocking connect"): `take_error()` first, because a
 /// failed connect reports its reason there (`SO_ERROR`); then `peer_addr()`,
 /// which succeeds only on a connected socket.
 pub fn connect_result(stream: &TcpStream, addr: SocketAddr) -> io::Result<Option<SocketAddr>> {
@@ -153,8 +153,8 @@ impl Deadline {
     }
 }
 
-/// One `Poll::poll` that treats `EINTR` as "no events this time" (DESIGN.md,
-/// trap 11): the caller's loop then checks its deadline and polls again.
+/// One `Poll::poll` that treats `EINTR` as "no events this time" (docs/pitfalls.md,
+/// "Signals in a poll loop"): the caller's loop then checks its deadline and polls again.
 /// `timeout` is `None` to wait for events only.
 pub fn poll_once(
     poll: &mut mio::Poll,
@@ -171,12 +171,12 @@ pub fn poll_once(
 }
 
 /// Bytes a client reads from one source (socket or stdin) in one turn of its
-/// loop before giving the other source a turn (DESIGN.md, trap 5). A source
+/// loop before giving the other source a turn (docs/pitfalls.md, "Starvation and budgets"). A source
 /// with more to read makes the next poll return at once.
 pub const READ_BUDGET_PER_TURN: usize = 64 * 1024;
 
 /// Register `stream` for READABLE always, plus WRITABLE only while bytes
-/// wait in `outbox` (DESIGN.md, trap 6): the interest is a function of the
+/// wait in `outbox` (docs/pitfalls.md, "Partial writes and WRITABLE interest"): the interest is a function of the
 /// state. `current` is what the stream is registered with now; the
 /// `reregister` syscall happens only when that changes.
 pub fn update_interest(
@@ -253,7 +253,7 @@ impl Outbox {
     }
 
     /// Write until the outbox is empty or the socket would block. Errors
-    /// (`BrokenPipe` when the peer is gone: DESIGN.md, trap 15) are returned.
+    /// (`BrokenPipe` when the peer is gone: docs/pitfalls.md) are returned.
     pub fn flush<W: io::Write>(&mut self, dst: &mut W) -> io::Result<()> {
         while !self.queue.is_empty() {
             let mut slices = [IoSlice::new(&[])];
