@@ -4,8 +4,9 @@
 //! `tmux capture-pane`. Every wait polls the screen or the exit status
 //! against a deadline.
 //!
-//! tmux is needed: without it each test says SKIPPED loudly and returns
-//! (CI installs it, so CI never skips).
+//! tmux is needed: without it each test says SKIPPED loudly and returns,
+//! except under CI (`CI` set), where a missing tmux fails: .ci/run installs
+//! it, so CI never skips.
 
 mod client_support;
 mod common;
@@ -30,6 +31,11 @@ impl Tmux {
     /// `None` (after saying SKIPPED) when tmux is not installed.
     fn start(test: &str, shell_command: &str) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
+            // CI installs tmux (.ci/run): there a missing tmux is a failure.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{test}: tmux is not installed, and CI must not skip this (install tmux)"
+            );
             eprintln!("SKIPPED {test}: tmux is not installed (install tmux)");
             println!("SKIPPED {test}: tmux is not installed (install tmux)");
             return None;

@@ -33,7 +33,12 @@
 //!   both, by inetd or socat): it goes to the thread too. The cost is one
 //!   thread and one copy per chunk, which for typed input is nothing.
 //!
-//! Both paths are bounded: the polled path reads only into the caller's
+//! - **A line editor on a helper thread** ([`Stdin::register_editor`], when
+//!   stdin and stdout are both terminals and the client wants editing): the
+//!   same channel and waker, fed by [`super::terminal`]'s editor with one
+//!   accepted line at a time instead of raw chunks.
+//!
+//! Every path is bounded: the polled path reads only into the caller's
 //! buffer, and the thread blocks once [`THREAD_CHANNEL_CHUNKS`] chunks wait,
 //! so a huge file on stdin is read no faster than the socket sends it.
 
