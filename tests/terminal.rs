@@ -360,3 +360,32 @@ fn wait_for_file(file: &std::path::Path, needle: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A terminal the line editor does not support (`TERM=dumb`) still chats,
+/// in plain mode: no prompt, the terminal's own echo, lines as received.
+#[test]
+fn a_dumb_terminal_falls_back_to_plain_mode() {
+    let server = chat_server();
+    let addr = server.addr("chat");
+    let Some(tmux) = Tmux::start(
+        "a_dumb_terminal_falls_back_to_plain_mode",
+        // The assignment applies to the client only, not to what follows it.
+        &format!("TERM=dumb {}", client_command(&format!("chat {addr}"))),
+    ) else {
+        return;
+    };
+    tmux.wait_until("the welcome", |rows| {
+        rows.iter().any(|r| r.starts_with("* welcome"))
+    });
+    let (mut bob, _) = ChatClient::join(addr);
+    tmux.type_text("plain hello");
+    tmux.keys(&["Enter"]);
+    assert_eq!(bob.line(), "<guest1> plain hello");
+    let rows = tmux.wait_row("plain hello");
+    assert!(!rows.iter().any(|r| r.starts_with("> ")), "{rows:#?}");
+    tmux.keys(&["C-d"]);
+    let rows = tmux.wait_until("the exit line", |rows| {
+        rows.iter().any(|r| r.starts_with("EXIT="))
+    });
+    assert!(rows.iter().any(|r| r == "EXIT=0 TTY=icanon"), "{rows:#?}");
+}

@@ -44,7 +44,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::lines::{ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
-use super::terminal::{self, Output, TerminalGuard};
+use super::terminal::{Output, TerminalGuard};
 use super::{
     Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
@@ -103,7 +103,6 @@ pub fn run(args: &ChatOptions) -> io::Result<()> {
     poll.registry()
         .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
     let mut chat = Chat::new(stream, server, args.nick.as_deref());
-    chat.interactive = terminal::is_interactive();
     loop {
         super::poll_once(&mut poll, &mut events, chat.poll_timeout())?;
         for event in events.iter() {
@@ -135,8 +134,6 @@ struct Chat {
     read_buf: Vec<u8>,
     /// Lines to print, gathered so that one read becomes one write to stdout.
     to_print: Vec<u8>,
-    /// Use the line editor (stdin and stdout are terminals).
-    interactive: bool,
     /// Where received lines go: stdout, or above the editor's input line.
     output: Output,
     /// Restores the terminal when the client ends (interactive only).
@@ -170,7 +167,6 @@ impl Chat {
             received: LineSplitter::new(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
-            interactive: false,
             output: Output::Plain,
             _terminal: None,
             greeted: false,
@@ -269,14 +265,10 @@ impl Chat {
         log::debug!("chat: connected to {peer}");
         self.phase = Phase::Chatting;
         self.deadline = Deadline::never();
-        self.stdin = Some(if self.interactive {
-            let (stdin, output, guard) = Stdin::register_editor(registry, STDIN, PROMPT)?;
-            self.output = output;
-            self._terminal = Some(guard);
-            stdin
-        } else {
-            Stdin::register(registry, STDIN)?
-        });
+        let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
+        self.stdin = Some(stdin);
+        self.output = output;
+        self._terminal = guard;
         // stdin may already hold input; a directly polled pipe reports that
         // with an event, a helper thread with a wake-up, but trying costs
         // one read and saves a turn.

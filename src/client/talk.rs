@@ -52,7 +52,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::lines::{is_bye, ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
-use super::terminal::{self, Output, TerminalGuard};
+use super::terminal::{Output, TerminalGuard};
 use super::{
     Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
@@ -109,7 +109,6 @@ pub fn run(options: &TalkOptions) -> io::Result<()> {
         TalkSide::Listen(addr) => Talk::listen(addr, poll.registry())?,
         TalkSide::Connect(addr) => Talk::connect(addr, poll.registry())?,
     };
-    talk.interactive = terminal::is_interactive();
     loop {
         super::poll_once(&mut poll, &mut events, talk.poll_timeout())?;
         for event in events.iter() {
@@ -145,8 +144,6 @@ struct Talk {
     received: LineSplitter,
     read_buf: Vec<u8>,
     to_print: Vec<u8>,
-    /// Use the line editor (stdin and stdout are terminals).
-    interactive: bool,
     /// Where received lines go: stdout, or above the editor's input line.
     output: Output,
     /// Restores the terminal when the client ends (interactive only).
@@ -172,7 +169,6 @@ impl Talk {
             received: LineSplitter::new(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
-            interactive: false,
             output: Output::Plain,
             _terminal: None,
         }
@@ -313,14 +309,10 @@ impl Talk {
         self.peer = Some(peer);
         self.phase = Phase::Talking;
         self.deadline = Deadline::never();
-        self.stdin = Some(if self.interactive {
-            let (stdin, output, guard) = Stdin::register_editor(registry, STDIN, PROMPT)?;
-            self.output = output;
-            self._terminal = Some(guard);
-            stdin
-        } else {
-            Stdin::register(registry, STDIN)?
-        });
+        let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
+        self.stdin = Some(stdin);
+        self.output = output;
+        self._terminal = guard;
         // Input may be waiting on either side already; trying costs a read.
         self.stdin_ready = true;
         self.socket_ready = true;

@@ -62,8 +62,9 @@ impl std::fmt::Debug for Output {
 impl Output {
     /// Print the gathered lines (each ending in LF) and empty `to_print`.
     /// Plain output blocks while stdout's reader is behind (see the memory
-    /// bounds in [`super`]); the editor's printer queues the text for the
-    /// editor thread, which draws it at once.
+    /// bounds in [`super`]); the editor's printer hands the text to the
+    /// editor thread over a channel of one message, so it blocks too while
+    /// the editor has not taken the previous batch.
     pub fn print(&mut self, to_print: &mut Vec<u8>) -> io::Result<()> {
         if to_print.is_empty() {
             return Ok(());
@@ -88,23 +89,43 @@ impl Output {
     }
 }
 
-/// Start the line editor on a helper thread with `prompt`. Accepted lines
-/// go to `tx` (with their LF), each followed by a wake-up; end of input
-/// hangs up the channel. Returns the printer for received lines and the
-/// guard that restores the terminal.
-pub fn spawn_editor(
-    prompt: &str,
-    tx: SyncSender<io::Result<Vec<u8>>>,
-    waker: Arc<Waker>,
-) -> io::Result<(Output, TerminalGuard)> {
-    let guard = TerminalGuard::save();
-    let mut editor = DefaultEditor::new().map_err(editor_error)?;
-    let printer = editor.create_external_printer().map_err(editor_error)?;
-    let prompt = prompt.to_string();
-    std::thread::Builder::new()
-        .name("line editor".into())
-        .spawn(move || edit_lines(editor, &prompt, tx, &waker))?;
-    Ok((Output::Editor(Box::new(printer)), guard))
+/// A line editor that is ready to take over the terminal, and the printer
+/// that goes with it. Making one fails on a terminal the editor does not
+/// support (`TERM=dumb`, say): the client then stays in plain mode.
+pub struct PreparedEditor {
+    editor: DefaultEditor,
+    output: Output,
+}
+
+impl PreparedEditor {
+    /// Set up the editor and its printer; nothing runs yet.
+    pub fn new() -> io::Result<PreparedEditor> {
+        let mut editor = DefaultEditor::new().map_err(editor_error)?;
+        let printer = editor.create_external_printer().map_err(editor_error)?;
+        Ok(PreparedEditor {
+            editor,
+            output: Output::Editor(Box::new(printer)),
+        })
+    }
+
+    /// Start the editor on a helper thread with `prompt`. Accepted lines go
+    /// to `tx` (with their LF), each followed by a wake-up; end of input
+    /// hangs up the channel. Returns the printer for received lines and the
+    /// guard that restores the terminal.
+    pub fn spawn(
+        self,
+        prompt: &str,
+        tx: SyncSender<io::Result<Vec<u8>>>,
+        waker: Arc<Waker>,
+    ) -> io::Result<(Output, TerminalGuard)> {
+        let guard = TerminalGuard::save();
+        let editor = self.editor;
+        let prompt = prompt.to_string();
+        std::thread::Builder::new()
+            .name("line editor".into())
+            .spawn(move || edit_lines(editor, &prompt, tx, &waker))?;
+        Ok((self.output, guard))
+    }
 }
 
 fn editor_error(e: ReadlineError) -> io::Error {
