@@ -1,6 +1,6 @@
 //! Every limit and default of sockloop, named, in one place.
 //!
-//! The command-line defaults live here as constants, and so do the
+//! The command-line defaults of `sockloop` live here as constants, and so do the
 //! internal bounds that no option exposes (read budgets, queue lengths,
 //! back-off delays). docs/limits.md explains the policy at each bound; when
 //! you change a number here, change it there too.
