@@ -186,12 +186,12 @@ fn chat_keeps_the_input_line_apart_from_received_lines() {
     tmux.type_text("partially typ");
     tmux.wait_input_line("> partially typ");
     bob.say("interrupting message");
-    let rows = tmux.wait_row("<guest2> interrupting message");
-    assert_eq!(
-        rows.last().map(String::as_str),
-        Some("> partially typ"),
-        "{rows:#?}"
-    );
+    // The received line gets a row of its own, and the input line is
+    // redrawn below it intact (spliced, neither would ever hold).
+    tmux.wait_until("the line above an intact input line", |rows| {
+        rows.iter().any(|r| r == "<guest2> interrupting message")
+            && rows.last().is_some_and(|r| r == "> partially typ")
+    });
     tmux.type_text("ed");
     tmux.keys(&["Enter"]);
     assert_eq!(bob.line(), "<alice> partially typed");
@@ -325,8 +325,9 @@ fn talk_marks_your_own_lines() {
     });
     tmux.type_text("half");
     peer.type_line("hi there");
-    let rows = tmux.wait_row("hi there");
-    assert_eq!(rows.last().map(String::as_str), Some("me> half"));
+    tmux.wait_until("the peer's line above an intact input line", |rows| {
+        rows.iter().any(|r| r == "hi there") && rows.last().is_some_and(|r| r == "me> half")
+    });
     tmux.type_text(" done");
     tmux.keys(&["Enter"]);
     assert_eq!(peer.stdout.next_line().unwrap(), "half done");
@@ -378,6 +379,9 @@ fn a_dumb_terminal_falls_back_to_plain_mode() {
         rows.iter().any(|r| r.starts_with("* welcome"))
     });
     let (mut bob, _) = ChatClient::join(addr);
+    // Plain mode splices received lines into what is being typed (that is
+    // why the editor exists): let bob's join notice arrive first.
+    tmux.wait_row("* guest2 joined #lobby");
     tmux.type_text("plain hello");
     tmux.keys(&["Enter"]);
     assert_eq!(bob.line(), "<guest1> plain hello");
