@@ -375,3 +375,23 @@ fn chat_at_a_chat_server_does_not_warn() {
     a.stderr.wait_eof();
     assert!(a.stderr.seen.is_empty(), "{:?}", a.stderr.seen);
 }
+
+/// nc/ncat habits: `chat --to ADDR -n NAME` and `send -u -t SECS --to ADDR`
+/// work like their long and positional forms.
+#[test]
+fn short_options_and_to_work_end_to_end() {
+    let server = Server::start(&common::ALL_SERVICES, 3);
+    let chat = server.addr("chat").to_string();
+    let mut a = Client::start_with_stdin(&["chat", "--to", &chat, "-n", "zed"], Stdio::null());
+    a.stdout.wait_for("* welcome to sockloop chat");
+    assert_eq!(
+        a.stdout.next_line().unwrap(),
+        "* guest1 is now known as zed"
+    );
+    assert_eq!(a.stdout.next_line().unwrap(), "* bye");
+    assert_eq!(a.wait_exit().code(), Some(0), "stderr: {:?}", a.stderr.seen);
+    let udp = server.addr("udp-echo").to_string();
+    let (code, out, err) = send(&["-u", "-t", "5", "--to", &udp, "short"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "Received from server: short\n");
+}
