@@ -14,7 +14,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (clap), every subcommand and option of SPEC.md.
+//! - [`cli`]: the command line (clap), every subcommand and option; with
+//!   `main.rs`, the only code that knows clap.
 //! - [`config`]: every limit and default, named, in one place.
 //! - [`reactor`]: the only code that calls mio for the server: poll loop,
 //!   slab, dispatch, deferred close, timers, signals, stats, and the

@@ -62,7 +62,6 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::buffer::{BufferPool, ChunkQueue};
-use crate::cli::ServeArgs;
 use crate::config::{self, ServeConfig, Service};
 use crate::net::{interrupted, read_once, would_block, write_once, ReadOutcome, WriteOutcome};
 use crate::protocol::chat::delivery::Delivery;
@@ -79,21 +78,6 @@ use trace::{EventTrace, Moved, Ready};
 /// The token of the signal source. Slab keys count up from 0, so the top of
 /// the token space never collides with one.
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
-
-/// Run `sockloop serve`: bind every socket, print the `listening` lines, and
-/// run the loop until a signal and the drain that follows.
-pub fn serve(args: &ServeArgs) -> io::Result<()> {
-    let config = ServeConfig::from_args(args);
-    let mut server = Server::bind(config)?;
-    {
-        let mut out = io::stdout().lock();
-        for (service, addr) in server.local_addrs() {
-            writeln!(out, "listening {} {}", service.name(), addr)?;
-        }
-        out.flush()?;
-    }
-    server.run()
-}
 
 /// Readiness of one event, copied out of mio's `Event` so that still-ready
 /// sources can be dispatched through the same code with a synthetic one.
