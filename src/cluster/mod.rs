@@ -12,4 +12,5 @@
 //! the TCP connection and calls [`link::Link`]; the chat hub consumes the
 //! link's effects.
 
+pub mod bus;
 pub mod resp;
