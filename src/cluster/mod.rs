@@ -7,6 +7,7 @@
 //! - [`link`]: the connection to Redis as a state machine: handshake,
 //!   subscription, bounded output, reconnect back-off, name leases, the
 //!   guest counter, and noticing servers that went silent.
+//! - [`url`]: the `redis://` address and its credentials.
 //!
 //! The reactor (not yet wired; see the repository's docs/cluster.md) owns
 //! the TCP connection and calls [`link::Link`]; the chat hub consumes the
@@ -14,3 +15,4 @@
 
 pub mod bus;
 pub mod resp;
+pub mod url;
