@@ -14,5 +14,6 @@
 //! link's effects.
 
 pub mod bus;
+pub mod link;
 pub mod resp;
 pub mod url;
