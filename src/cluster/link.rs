@@ -429,6 +429,12 @@ impl Link {
         self.held.values()
     }
 
+    /// Commands sent (or queued) and not answered yet: zero means Redis has
+    /// carried out everything asked of it so far.
+    pub fn awaiting_replies(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// How many members this server has (sent in heartbeats).
     pub fn set_members(&mut self, members: u32) {
         self.members = members;
