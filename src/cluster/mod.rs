@@ -8,12 +8,15 @@
 //!   subscription, bounded output, reconnect back-off, name leases, the
 //!   guest counter, and noticing servers that went silent.
 //! - [`url`]: the `redis://` address and its credentials.
+//! - [`checks`]: the invariants the fuzz targets check (and `cargo test`
+//!   replays on their seeds).
 //!
 //! The reactor (not yet wired; see the repository's docs/cluster.md) owns
 //! the TCP connection and calls [`link::Link`]; the chat hub consumes the
 //! link's effects.
 
 pub mod bus;
+pub mod checks;
 pub mod link;
 pub mod resp;
 pub mod url;

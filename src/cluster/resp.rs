@@ -175,6 +175,10 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, RespError> {
             Ok(Some((frame, used))) if used <= MAX_FRAME => {
                 Ok(Some((Frame::Reply(resp2_value(frame)), used)))
             }
+            // A prefix of `$-1\r\n` may look wrong to the RESP3 parser
+            // and merely unfinished to the RESP2 one: wait for the rest
+            // (bounded by MAX_FRAME like any unfinished frame).
+            Ok(None) if buf.len() <= MAX_FRAME => Ok(None),
             _ => Err(RespError::Malformed(e.details().to_string())),
         },
     }
