@@ -51,7 +51,8 @@ fn every_resp_seed_passes_the_chunking_check() {
             rest = &rest[used..];
             frames += 1;
         }
-        assert!(frames > 0 || name == "unfinished", "seed {name}: no frame");
+        let may_be_empty = name == "unfinished" || name.starts_with("regression-");
+        assert!(frames > 0 || may_be_empty, "seed {name}: no frame");
     }
     // The real session: HELLO's map, the subscribe confirmation, a bus
     // message, six replies and an error: ten frames, all used.

@@ -240,9 +240,15 @@ fn check_depth(buf: &[u8]) -> Result<(), RespError> {
         let Some(&kind) = buf.get(at) else {
             return Ok(());
         };
+        // A frame is a type byte, a header, then CRLF; anything shorter
+        // (no CRLF yet, or a CRLF where the type byte should be) is for
+        // the parser to judge.
         let Some(eol) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
             return Ok(());
         };
+        if eol == 0 {
+            return Ok(());
+        }
         let header = &buf[at + 1..at + eol];
         at += eol + 2;
         let children = match kind {
@@ -382,6 +388,14 @@ mod tests {
             wide.extend_from_slice(b"*1\r\n:1\r\n");
         }
         assert!(decode(&wide).unwrap().is_some());
+    }
+
+    /// Found by the fuzzer: a line ending where a frame's type byte should
+    /// be made the depth scan slice backwards.
+    #[test]
+    fn a_frame_starting_with_a_line_ending_is_an_error_not_a_panic() {
+        assert!(decode(b"\r\n").is_err());
+        assert!(decode(b"*1\r\n\r\n:1\r\n").is_err());
     }
 
     #[test]
