@@ -635,6 +635,12 @@ impl Link {
     /// Claim `name` for this server; the answer comes as
     /// [`Effect::Claimed`] with `token` (at once, not granted, when Redis
     /// cannot be asked: a name that cannot be proven free is not granted).
+    ///
+    /// Two things are the caller's to handle, as only it knows its users:
+    /// a grant that arrives after the user who asked has gone must be
+    /// [`released`](Link::release); and a rename that changes only the
+    /// case keeps the same lease (the key is case-folded), so it needs no
+    /// claim and must not release the old spelling.
     pub fn claim(&mut self, now: Instant, name: Name, token: u64) {
         let key = self.nick_key(&name);
         let ttl = self.config.timing.lease.as_millis().to_string();
