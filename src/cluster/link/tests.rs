@@ -62,6 +62,18 @@ fn names_of(cmds: &[Vec<String>]) -> Vec<&str> {
     cmds.iter().map(|c| c[0].as_str()).collect()
 }
 
+/// The error of the one effect left, which must be the fall of a link that
+/// was up.
+fn lost(link: &mut Link) -> LinkError {
+    match &effects(link)[..] {
+        [Effect::Down {
+            error,
+            was_up: true,
+        }] => error.clone(),
+        other => panic!("expected the link to go down, got {other:?}"),
+    }
+}
+
 fn bulk(b: &[u8]) -> Vec<u8> {
     let mut out = format!("${}\r\n", b.len()).into_bytes();
     out.extend_from_slice(b);
@@ -111,6 +123,18 @@ fn up_link(now: Instant) -> Link {
         link.handle_input(now, &push(&[b"message", b"t:bus", &raw(&c[2])]));
     }
     link
+}
+
+/// After a failure: wait for the retry, connect, and answer the handshake;
+/// the time it came up.
+fn reconnect(link: &mut Link) -> Instant {
+    let now = link.poll_timeout();
+    link.handle_timeout(now);
+    link.handle_connected(now);
+    commands(link);
+    link.handle_input(now, HELLO_REPLY);
+    link.handle_input(now, &subscribed());
+    now
 }
 
 /// Answer every command in flight the way Redis would for a publish
@@ -285,10 +309,7 @@ fn retries_within_a_second_then_backs_off_to_at_most_five() {
     }
     assert_eq!(delays, [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]);
     // Once up again, the back-off starts over.
-    link.handle_timeout(now);
-    link.handle_connected(now);
-    link.handle_input(now, HELLO_REPLY);
-    link.handle_input(now, &subscribed());
+    let now = reconnect(&mut link);
     link.handle_eof(now);
     assert!(matches!(
         effects(&mut link)[..],
@@ -314,12 +335,7 @@ fn a_lost_link_comes_back_restored_and_resyncs() {
         [Effect::Down { was_up: true, .. }]
     ));
     assert!(link.transmit().is_empty(), "unsent output is discarded");
-    let t1 = link.poll_timeout();
-    link.handle_timeout(t1);
-    link.handle_connected(t1);
-    commands(&mut link);
-    link.handle_input(t1, HELLO_REPLY);
-    link.handle_input(t1, &subscribed());
+    reconnect(&mut link);
     assert_eq!(
         effects(&mut link),
         [Effect::Connect, Effect::Up { restored: true }]
@@ -411,13 +427,7 @@ fn malformed_bus_messages_are_dropped_and_counted_not_fatal() {
     );
     // RESP that is not RESP is another matter: the link is lost.
     link.handle_input(t0, b"!!!\r\n");
-    assert!(matches!(
-        effects(&mut link)[..],
-        [Effect::Down {
-            error: LinkError::NotRedis(_),
-            was_up: true
-        }]
-    ));
+    assert!(matches!(lost(&mut link), LinkError::NotRedis(_)));
 }
 
 #[test]
@@ -454,11 +464,7 @@ fn nobody_is_lost_while_our_own_link_is_down() {
             .all(|e| matches!(e, Effect::Connect | Effect::Down { .. })));
     }
     // Back: PEER gets lost_after to be heard again.
-    now = link.poll_timeout();
-    link.handle_timeout(now);
-    link.handle_connected(now);
-    link.handle_input(now, HELLO_REPLY);
-    link.handle_input(now, &subscribed());
+    now = reconnect(&mut link);
     effects(&mut link);
     link.handle_timeout(now + secs(4.0));
     assert!(!effects(&mut link).contains(&Effect::ServerLost(PEER)));
@@ -475,13 +481,7 @@ fn a_silent_redis_is_a_lost_link() {
     assert!(link.is_up());
     assert_eq!(link.poll_timeout(), t0 + secs(4.0));
     link.handle_timeout(t0 + secs(4.0));
-    assert!(matches!(
-        effects(&mut link)[..],
-        [Effect::Down {
-            error: LinkError::Timeout(_),
-            was_up: true
-        }]
-    ));
+    assert!(matches!(lost(&mut link), LinkError::Timeout(_)));
 }
 
 #[test]
@@ -576,12 +576,7 @@ fn a_name_that_cannot_be_proven_free_is_not_granted() {
             granted: false
         }
     );
-    let t1 = link.poll_timeout();
-    link.handle_timeout(t1);
-    link.handle_connected(t1);
-    commands(&mut link);
-    link.handle_input(t1, HELLO_REPLY);
-    link.handle_input(t1, &subscribed());
+    reconnect(&mut link);
     let cmds = commands(&mut link);
     let release = cmds.iter().find(|c| c[0] == "EVAL").expect("owed release");
     assert_eq!(release[3..], ["t:nick:ann", "0000000000000abc"]);
@@ -679,11 +674,5 @@ fn a_reply_nobody_asked_for_is_a_protocol_error() {
     let mut link = up_link(t0);
     answer_publishes(&mut link, t0);
     link.handle_input(t0, b"+OK\r\n");
-    assert!(matches!(
-        effects(&mut link)[..],
-        [Effect::Down {
-            error: LinkError::NotRedis(_),
-            was_up: true
-        }]
-    ));
+    assert!(matches!(lost(&mut link), LinkError::NotRedis(_)));
 }
