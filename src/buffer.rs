@@ -21,6 +21,15 @@ use std::rc::Rc;
 
 use crate::config::{POOLED_BUF_MAX, POOL_MAX_BUFFERS};
 
+/// What one queued line costs a [`ChunkQueue`] beyond its bytes: its handle
+/// in the queue (the shared bytes themselves are counted in full for every
+/// queue that holds them, which overstates memory and never understates it).
+pub const QUEUED_LINE_COST: usize = std::mem::size_of::<SharedLine>();
+
+/// Queue slots an emptied [`ChunkQueue`] keeps for reuse (1 KiB of
+/// handles); it frees any beyond these.
+const IDLE_QUEUE_SLOTS: usize = 64;
+
 /// One complete line, shared by every connection it is queued on. Cloning is
 /// a reference-count increment, never a copy.
 pub type SharedLine = Rc<[u8]>;
@@ -163,6 +172,22 @@ impl ChunkQueue {
         self.len == 0
     }
 
+    /// What the queue costs, as output limits count it: the pending bytes
+    /// plus [`QUEUED_LINE_COST`] for each queued line. A thousand one-byte
+    /// lines are not one kilobyte: each is a handle in the queue too, and
+    /// counting only bytes let N² leave notices hold far more memory than
+    /// the limit said.
+    pub fn cost(&self) -> usize {
+        self.len + self.chunks.len() * QUEUED_LINE_COST
+    }
+
+    /// Whether queueing `line` keeps the cost within `limit`. The one place
+    /// the per-connection output policy is decided: at exactly `limit` the
+    /// line still fits, one byte past it does not.
+    pub fn fits(&self, line: &SharedLine, limit: usize) -> bool {
+        self.cost() + line.len() + QUEUED_LINE_COST <= limit
+    }
+
     /// Queue a handle to `line` (a reference-count increment, no copy).
     pub fn push(&mut self, line: &SharedLine) {
         if line.is_empty() {
@@ -202,6 +227,17 @@ impl ChunkQueue {
                 n = 0;
             }
         }
+        self.shrink_if_empty();
+    }
+
+    /// An emptied queue that once held a long backlog gives back all but
+    /// [`IDLE_QUEUE_SLOTS`] slots, so that memory follows what is pending
+    /// now, not what once was; the slots it keeps serve ordinary traffic
+    /// without allocating.
+    fn shrink_if_empty(&mut self) {
+        if self.chunks.is_empty() && self.chunks.capacity() > IDLE_QUEUE_SLOTS {
+            self.chunks.shrink_to(IDLE_QUEUE_SLOTS);
+        }
     }
 
     /// Drop everything.
@@ -209,6 +245,7 @@ impl ChunkQueue {
         self.chunks.clear();
         self.front_written = 0;
         self.len = 0;
+        self.shrink_if_empty();
     }
 }
 
@@ -247,6 +284,34 @@ mod tests {
         assert_eq!(Rc::strong_count(&line), 4);
         queues[0].consume(7);
         assert_eq!(Rc::strong_count(&line), 3);
+    }
+
+    #[test]
+    fn a_line_fits_up_to_exactly_the_limit() {
+        let line: SharedLine = Rc::from(&b"0123456789"[..]);
+        let one = line.len() + QUEUED_LINE_COST;
+        let mut q = ChunkQueue::new();
+        assert!(q.fits(&line, one), "exactly at the limit fits");
+        assert!(!q.fits(&line, one - 1), "one byte over does not");
+        q.push(&line);
+        assert_eq!(q.cost(), one);
+        assert!(q.fits(&line, 2 * one));
+        assert!(!q.fits(&line, 2 * one - 1));
+    }
+
+    #[test]
+    fn an_emptied_queue_frees_a_long_backlog() {
+        let line: SharedLine = Rc::from(&b"x"[..]);
+        let mut q = ChunkQueue::new();
+        for _ in 0..10_000 {
+            q.push(&line);
+        }
+        q.consume(10_000);
+        assert!(
+            q.chunks.capacity() <= IDLE_QUEUE_SLOTS,
+            "the slots went back"
+        );
+        assert_eq!(q.cost(), 0);
     }
 
     proptest! {

@@ -1,6 +1,6 @@
 //! Every limit and default of sockloop, named, in one place.
 //!
-//! The command-line defaults of SPEC.md live here as constants, and so do the
+//! The command-line defaults of `sockloop` live here as constants, and so do the
 //! internal bounds that no option exposes (read budgets, queue lengths,
 //! back-off delays). docs/limits.md explains the policy at each bound; when
 //! you change a number here, change it there too.
@@ -37,7 +37,8 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// Bytes one connection may read in one turn of the loop before it must let
 /// the others run (fairness). A source that still has input goes on the
-/// "still ready" list and the next poll does not block.
+/// "still ready" list: the next poll does not block, and the next turn
+/// retries it (a source with a fresh event in that turn as well gets both).
 pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
 /// Bytes one connection may write in one turn of the loop.
 pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;
@@ -48,6 +49,11 @@ pub const DATAGRAM_BUDGET_PER_TURN: usize = 256;
 /// How long a listener stops accepting after the process ran out of file
 /// descriptors (EMFILE/ENFILE), before it tries again.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// How long a connection that is done (a chat client that quit) may linger
+/// after our FIN, reading and discarding what the client still sends, before
+/// it is closed anyway. Closing at once with unread input would send RST.
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The listen backlog: connections the kernel completes and queues for us
 /// before we accept them (capped by the kernel at `net.core.somaxconn`).

@@ -37,7 +37,6 @@ fn allocations_of(target: BenchTarget, addr: SocketAddr, secs: f64) -> (u64, u64
     (blocks, tally.messages)
 }
 
-#[test]
 fn a_longer_run_allocates_nothing_more() {
     let _profiler = dhat::Profiler::builder().testing().build();
     // The server's logs are read by threads of this process: keep them quiet.
@@ -63,4 +62,11 @@ fn a_longer_run_allocates_nothing_more() {
              {long_blocks} for {long_msgs}"
         );
     }
+}
+
+fn main() {
+    common::run_alone(&[(
+        "a_longer_run_allocates_nothing_more",
+        a_longer_run_allocates_nothing_more,
+    )]);
 }

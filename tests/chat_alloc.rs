@@ -8,6 +8,8 @@
 //! runs in one #[test], because the profiler is process-wide and test
 //! threads running side by side would add their own allocations.
 
+mod common;
+
 use sockloop::buffer::{ChunkQueue, SharedLine};
 use sockloop::protocol::chat::{ChatLimits, ClientId, Hub, Outbox};
 
@@ -123,7 +125,6 @@ fn measure(listeners: usize) -> Counts {
     }
 }
 
-#[test]
 fn a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let one = measure(1);
@@ -140,4 +141,11 @@ fn a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000() {
             canned: 0,
         }
     );
+}
+
+fn main() {
+    common::run_alone(&[(
+        "a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000",
+        a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000,
+    )]);
 }

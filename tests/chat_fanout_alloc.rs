@@ -4,6 +4,8 @@
 //! is relayed to a room of 1 and to a room of 999. Each recipient's queue
 //! gets a handle to the one shared line, never a copy.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -119,7 +121,6 @@ fn allocations_per_room(receivers: usize, lines: usize) -> u64 {
     dhat::HeapStats::get().total_blocks - before.total_blocks
 }
 
-#[test]
 fn fan_out_allocations_do_not_grow_with_the_room() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let lines = 20;
@@ -133,4 +134,11 @@ fn fan_out_allocations_do_not_grow_with_the_room() {
         small == lines as u64,
         "{small} allocations for {lines} lines: each line should cost exactly its one shared buffer"
     );
+}
+
+fn main() {
+    common::run_alone(&[(
+        "fan_out_allocations_do_not_grow_with_the_room",
+        fan_out_allocations_do_not_grow_with_the_room,
+    )]);
 }

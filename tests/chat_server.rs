@@ -386,8 +386,21 @@ fn max_conns_turns_new_clients_away() {
     b.expect("* bye");
     b.expect_closed();
     a.expect(&format!("* {} left #lobby", b.nick));
-    let fourth = Client::join(addr);
-    assert!(fourth.nick.starts_with("guest"));
+    // The server closed its side and lingers until the client closes its
+    // own (as every chat client does on the server's close), so that input
+    // the client may still send cannot turn the close into a reset.
+    cs.truncate(1);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut fourth = Client::connect_raw(addr);
+        let first = fourth.line();
+        if first.starts_with("* welcome to sockloop chat, you are guest") {
+            break;
+        }
+        // The server may not have seen B's close yet.
+        assert_eq!(first, "* error: server full");
+        assert!(Instant::now() < deadline, "B's place never came free");
+    }
 }
 
 #[test]
@@ -475,4 +488,146 @@ fn garbage_never_breaks_the_chat() {
     }
     b.send("still here");
     a.expect(&format!("<{}> still here", b.nick));
+}
+
+/// The `* ` lines one `/help` sends, counted by asking once.
+fn help_line_count(c: &mut Client) -> usize {
+    c.send("/help");
+    c.send("/who");
+    let mut n = 0;
+    while !c.line().starts_with("* users in #lobby") {
+        n += 1;
+    }
+    n
+}
+
+/// A client that reads gets every line it is owed, however much output is
+/// queued for it at once: 1500 `/help` in one write, as
+/// `yes /help | head -n 1500 | sockloop chat` sends them. This used to stall
+/// for good after about 11 000 lines: when a turn's write budget ran out
+/// while the socket still took every byte, nothing brought the connection
+/// back (no WRITABLE edge comes for a send buffer that never filled).
+#[test]
+fn a_reading_client_gets_every_line_it_is_owed() {
+    let (_server, addr) = chat_server(&[]);
+    let mut c = Client::join(addr);
+    let per_help = help_line_count(&mut c);
+    let requests = 1500;
+    let mut burst = "/help\n".repeat(requests);
+    burst.push_str("/quit\n");
+    c.send_raw(burst.as_bytes());
+    let lines = c.lines_until_closed();
+    assert_eq!(
+        lines.len(),
+        requests * per_help + 1,
+        "every help line and the bye; last lines: {:?}",
+        &lines[lines.len().saturating_sub(3)..]
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("* bye"));
+}
+
+/// A reader that pauses while thousands of lines pile up for it, then reads
+/// as fast as it can, gets all of them; and SIGTERM flushes that backlog
+/// before the shutdown notice and the close. Both used to stop after a few
+/// thousand lines (the write budget lost its wake-up; see above).
+#[test]
+fn a_paused_reader_gets_its_whole_backlog_even_through_shutdown() {
+    let (mut server, addr) = chat_server(&["--out-limit", "16777216"]);
+    let mut reader = Client::join(addr);
+    let mut talker = Client::join(addr);
+    reader.expect(&format!("* {} joined #lobby", talker.nick));
+    let filler = "y".repeat(1000);
+    let lines = 8000;
+    let batch: String = (0..lines).map(|i| format!("{i} {filler}\n")).collect();
+    // The reader reads nothing while the talker sends 8 MB; its own /who
+    // answer proves the server has handled every line before it.
+    let mut writer = talker.stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || writer.write_all(batch.as_bytes()).unwrap());
+    sending.join().unwrap();
+    talker.send("/who");
+    assert!(talker.line().starts_with("* users in #lobby"));
+    server.signal("TERM");
+    talker.expect("* server shutting down");
+    let got = reader.lines_until_closed();
+    let relayed = got.iter().filter(|l| l.starts_with('<')).count();
+    assert_eq!(relayed, lines, "every line reached the paused reader");
+    for (i, line) in got.iter().take(lines).enumerate() {
+        assert!(
+            line.starts_with(&format!("<{}> {i} ", talker.nick)),
+            "line {i} in order: {:?}",
+            &line[..line.len().min(40)]
+        );
+    }
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("* server shutting down"),
+        "the notice comes after the backlog"
+    );
+    talker.expect_closed();
+    assert_eq!(server.wait_exit().code(), Some(0));
+}
+
+/// Output to a client is not input from it: a client that only receives
+/// (the room keeps talking) is still idle and is closed at `--idle-timeout`.
+#[test]
+fn a_client_that_only_receives_is_still_idle() {
+    let (_server, addr) = chat_server(&["--idle-timeout", "1"]);
+    let mut talker = Client::join(addr);
+    let mut listener = Client::join(addr);
+    talker.expect(&format!("* {} joined #lobby", listener.nick));
+    let notice = format!("* {} left #lobby (idle timeout)", listener.nick);
+    let deadline = Instant::now() + WAIT;
+    let mut said = 0u32;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the receiving-only client was never idle-closed ({said} lines relayed)"
+        );
+        talker.send(&format!("line {said}"));
+        // Wait for the relay, so the listener really receives output, and
+        // look out for the notice meanwhile.
+        match listener.next_line_or_end(WAIT) {
+            Read_::Line(line) => assert_eq!(line, format!("<{}> line {said}", talker.nick)),
+            Read_::Closed => break,
+            Read_::Timeout => panic!("no relay within {WAIT:?}"),
+        }
+        said += 1;
+        if let Some(line) = talker.try_line(Duration::ZERO) {
+            assert_eq!(line, notice);
+            break;
+        }
+    }
+    assert!(said > 0);
+}
+
+/// A client that sends more after `/quit` (or `bye`) still gets `* bye` and a
+/// clean close, not a reset: the server shuts down its side and reads and
+/// discards until the client closes (a lingering close). Closing with the
+/// client's bytes unread made the kernel send RST, which can destroy the
+/// `* bye` before the client reads it.
+#[test]
+fn input_after_quit_gets_a_clean_close_not_a_reset() {
+    let (_server, addr) = chat_server(&[]);
+    for quit in ["/quit", "bye"] {
+        let mut c = Client::join(addr);
+        c.send(quit);
+        c.expect("* bye");
+        // Sent after the server has answered, so it arrives after the
+        // server read the quit: it is still unread when the server closes.
+        c.send_raw("more after quit\n".repeat(100).as_bytes());
+        let mut got = Vec::new();
+        c.stream.set_read_timeout(Some(WAIT)).unwrap();
+        loop {
+            let mut chunk = [0u8; 4096];
+            match c.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "after {quit:?}: {e} (kind {:?}), read so far {got:?}",
+                    e.kind()
+                ),
+            }
+        }
+        assert!(got.is_empty(), "after {quit:?}: {got:?}");
+    }
 }

@@ -3,6 +3,8 @@
 //! a time), with dhat counting every heap allocation. Counts are exact, so
 //! unlike speed they can be asserted.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -38,7 +40,6 @@ fn round_trip(
     assert_eq!(&buf[..msg.len()], msg);
 }
 
-#[test]
 fn steady_state_echo_allocates_nothing_per_message() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let config = ServeConfig::with_defaults(vec![ListenerSpec {
@@ -87,4 +88,11 @@ fn steady_state_echo_allocates_nothing_per_message() {
     let v = std::hint::black_box(vec![1u8; 10]);
     assert_eq!(dhat::HeapStats::get().total_blocks - before.total_blocks, 1);
     drop(v);
+}
+
+fn main() {
+    common::run_alone(&[(
+        "steady_state_echo_allocates_nothing_per_message",
+        steady_state_echo_allocates_nothing_per_message,
+    )]);
 }

@@ -70,6 +70,26 @@ fn emfile_backs_off_on_a_timer_and_recovers() {
         turns <= 5,
         "{turns} loop turns during one back-off: spinning"
     );
+    // And the retries are spaced by the back-off: a loop that retried at
+    // once (spinning) would count a back-off on every turn, which the turn
+    // count alone cannot tell from one timer expiry per turn.
+    let retries_from = Instant::now();
+    let backoffs = server.stats().accept_backoffs;
+    while server.stats().accept_backoffs < backoffs + 3 {
+        assert!(
+            retries_from.elapsed() < Duration::from_secs(5),
+            "no retries"
+        );
+        server
+            .turn(&mut events, Some(Duration::from_secs(1)))
+            .unwrap();
+    }
+    assert!(
+        retries_from.elapsed() >= 2 * sockloop::config::ACCEPT_BACKOFF,
+        "three retries within {:?}: not spaced by the {:?} back-off",
+        retries_from.elapsed(),
+        sockloop::config::ACCEPT_BACKOFF
+    );
 
     // The connections it has are still served.
     clients[0]

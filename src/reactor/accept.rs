@@ -37,7 +37,9 @@ impl Server {
                         self.stats.conns_open
                     );
                     self.stats.accept_backoffs += 1;
-                    listener.backoff_until = Some(self.now + config::ACCEPT_BACKOFF);
+                    let until = self.now + config::ACCEPT_BACKOFF;
+                    listener.backoff_until = Some(until);
+                    self.timers.schedule(until, key, self.sources[key].serial);
                     return;
                 }
                 Err(e) => debug!("accept on {}: {e}", service.name()),
@@ -101,6 +103,9 @@ impl Server {
                 flush_queued: false,
                 opened: self.now,
                 last_input: self.now,
+                deadline: None,
+                saw_eof: false,
+                paused_for_total: false,
                 bytes_in: 0,
                 bytes_out: 0,
                 lingering: false,
@@ -113,7 +118,7 @@ impl Server {
             t.instant("open", key, format_args!("{} {peer}", service.name()));
         }
         if let Some(idle) = self.config.idle_timeout {
-            self.idle.schedule(self.now + idle, key, serial);
+            self.set_deadline(key, Some(self.now + idle));
         }
         if service == Service::Chat {
             let id = Conn::client_id(key, serial);

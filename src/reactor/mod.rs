@@ -72,7 +72,7 @@ use accept::{bind_listener, clamp_max_conns};
 use source::{key_of, serial_matches, ChatConn, CloseReason, Conn, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
-use timers::IdleTimers;
+use timers::Timers;
 use trace::{EventTrace, Moved, Ready};
 
 /// The token of the signal source. Slab keys count up from 0, so the top of
@@ -150,7 +150,8 @@ pub struct Server {
     next_serial: u64,
     /// Sources that ran out of budget with work left: (key, serial).
     still_ready: Vec<(usize, u64)>,
-    /// The other half of `still_ready`'s double buffer (see `retry_still_ready`).
+    /// The other half of `still_ready`'s double buffer: during a turn, the
+    /// sources that ran out of budget in the turn before, to retry now.
     retry_scratch: Vec<(usize, u64)>,
     /// Connections with new output to write before the next poll.
     flush_list: Vec<usize>,
@@ -158,7 +159,14 @@ pub struct Server {
     closing: Vec<usize>,
     /// Chat clients whose output passed `--out-limit` during a hub call.
     too_slow: Vec<ClientId>,
-    idle: IdleTimers,
+    /// Pending output of all connections together, as `--max-pending`
+    /// counts it (the sum of every connection's [`Conn::pending_cost`]).
+    pending_total: usize,
+    /// Connections whose reading paused at `--max-pending`: (key, serial).
+    paused_for_total: Vec<(usize, u64)>,
+    /// Every source's deadline: idle checks, lingering closes, accept
+    /// back-offs.
+    timers: Timers,
     next_stats: Option<Instant>,
     phase: Phase,
     stats: Stats,
@@ -243,7 +251,9 @@ impl Server {
             flush_list: Vec::new(),
             closing: Vec::new(),
             too_slow: Vec::new(),
-            idle: IdleTimers::new(),
+            pending_total: 0,
+            paused_for_total: Vec::new(),
+            timers: Timers::new(),
             next_stats: config.stats_interval.map(|i| now + i),
             phase: Phase::Running,
             stats: Stats::default(),
@@ -312,6 +322,12 @@ impl Server {
             Err(e) => return Err(e),
         }
         self.now = Instant::now();
+        // The sources to retry this turn are those that ran out of budget
+        // before this poll; any that run out during this turn wait for the
+        // next, so a budget is spent at most once per source per turn
+        // (except a source that also has a fresh event). Swapping two Vecs
+        // keeps both allocations alive: this costs nothing per turn.
+        std::mem::swap(&mut self.retry_scratch, &mut self.still_ready);
         if let (Some(t), Some(from)) = (self.trace.as_mut(), waited_from) {
             t.poll_wait(from, self.now, events.iter().count(), timeout);
         }
@@ -328,11 +344,15 @@ impl Server {
         });
         self.step(
             "still-ready",
-            self.still_ready.len(),
+            self.retry_scratch.len(),
             Server::retry_still_ready,
         );
         self.fire_timers();
         self.step("flush", self.flush_list.len(), Server::flush_pending);
+        self.step("max-pending", 0, Server::settle_max_pending);
+        self.stats.pending_bytes = self.pending_total as u64;
+        self.stats.pending_peak = self.stats.pending_peak.max(self.stats.pending_bytes);
+        self.stats.timers = self.timers.len() as u64;
         self.step("sweep", self.closing.len(), Server::sweep);
         Ok(())
     }
@@ -361,21 +381,13 @@ impl Server {
         if !self.still_ready.is_empty() {
             return Some(Duration::ZERO);
         }
-        let listener_backoffs =
-            self.endpoints
-                .iter()
-                .filter_map(|&k| match &self.sources[k].source {
-                    Source::Listener(l) => l.backoff_until,
-                    _ => None,
-                });
         let drain_deadline = match self.phase {
             Phase::Draining { deadline } => Some(deadline),
             Phase::Running => None,
         };
-        let nearest = [self.idle.next(), self.next_stats, drain_deadline]
+        let nearest = [self.timers.next(), self.next_stats, drain_deadline]
             .into_iter()
             .flatten()
-            .chain(listener_backoffs)
             .min()?;
         // Round up to the next millisecond: epoll's timeout is in whole
         // milliseconds, and rounding down would wake us just before the
@@ -475,8 +487,12 @@ impl Server {
         // Listeners go at once: closing them makes the kernel refuse new
         // connections instead of queueing them in a backlog nobody accepts.
         for &key in &self.endpoints {
+            let serial = self.sources[key].serial;
             if let Source::Listener(l) = &mut self.sources[key].source {
                 let _ = self.poll.registry().deregister(&mut l.socket);
+                if let Some(when) = l.backoff_until.take() {
+                    self.timers.cancel(when, key, serial);
+                }
             }
         }
         self.endpoints
@@ -527,15 +543,13 @@ impl Server {
 
     // ----- timers ------------------------------------------------------
 
+    /// Dispatch again every source that ran out of budget last turn. Those
+    /// that run out again re-enter `still_ready`, for the next turn.
     fn retry_still_ready(&mut self) {
-        if self.still_ready.is_empty() {
+        if self.retry_scratch.is_empty() {
             return;
         }
-        // Sources that run out of budget again re-enter `still_ready` while we
-        // iterate, so iterate a swapped-out list; swapping two Vecs back and
-        // forth keeps both allocations alive, so this costs nothing per turn.
         let mut retry = std::mem::take(&mut self.retry_scratch);
-        std::mem::swap(&mut retry, &mut self.still_ready);
         for &(key, serial) in &retry {
             if self.sources.get(key).is_some_and(|e| e.serial == serial) {
                 self.dispatch(Token(key), Readiness::RETRY);
@@ -547,36 +561,24 @@ impl Server {
 
     fn fire_timers(&mut self) {
         let now = self.now;
-        while let Some((key, serial)) = self.idle.pop_due(now) {
-            let Some(Entry {
-                serial: s,
-                source: Source::Conn(conn),
-            }) = self.sources.get(key)
-            else {
+        while let Some((key, serial)) = self.timers.pop_due(now) {
+            let Some(entry) = self.sources.get_mut(key) else {
                 continue;
             };
-            if *s != serial || conn.closing.is_some() {
-                continue; // a deadline of a connection that is gone
+            if entry.serial != serial {
+                continue; // cannot happen: closing a source cancels its deadline
             }
-            let Some(idle) = self.config.idle_timeout else {
-                continue;
-            };
-            let due = conn.last_input + idle;
-            if due <= now {
-                debug!("token={key}: idle for {idle:?}");
-                self.close_conn(key, CloseReason::IdleTimeout);
-            } else {
-                self.idle.schedule(due, key, serial);
-            }
-        }
-        for i in 0..self.endpoints.len() {
-            let key = self.endpoints[i];
-            if let Source::Listener(l) = &mut self.sources[key].source {
-                if l.backoff_until.is_some_and(|t| t <= now) {
+            match &mut entry.source {
+                Source::Listener(l) => {
                     l.backoff_until = None;
                     trace!("token={key}: accept back-off over");
-                    self.still_ready.push((key, self.sources[key].serial));
+                    self.still_ready.push((key, serial));
                 }
+                Source::Conn(conn) => {
+                    conn.deadline = None;
+                    self.conn_deadline(key, serial);
+                }
+                Source::Udp(_) => {}
             }
         }
         if let (Some(at), Some(every)) = (self.next_stats, self.config.stats_interval) {

@@ -20,6 +20,7 @@ impl Server {
             too_slow,
             stats,
             config,
+            pending_total,
             ..
         } = self;
         let mut out = ConnOutbox {
@@ -27,6 +28,7 @@ impl Server {
             flush_list,
             too_slow,
             stats,
+            pending_total,
             out_limit: config.out_limit,
         };
         f(hub, read_buf, &mut out);
@@ -57,6 +59,8 @@ pub(super) struct ConnOutbox<'a> {
     flush_list: &'a mut Vec<usize>,
     too_slow: &'a mut Vec<ClientId>,
     stats: &'a mut Stats,
+    /// The server's count of all pending output (`--max-pending`).
+    pending_total: &'a mut usize,
     out_limit: usize,
 }
 
@@ -82,13 +86,15 @@ impl Outbox for ConnOutbox<'_> {
         let Proto::Chat(chat) = &mut conn.proto else {
             return;
         };
-        if chat.out.len() + line.len() > out_limit {
+        if !chat.out.fits(line, out_limit) {
             if !self.too_slow.contains(&to) {
                 self.too_slow.push(to);
             }
             return;
         }
+        let before = chat.out.cost();
         chat.out.push(line);
+        *self.pending_total += chat.out.cost() - before;
         self.stats.lines_relayed += 1;
         queue_flush(self.sources, self.flush_list, key_of(to));
     }

@@ -63,7 +63,8 @@ pub struct Listener {
     /// Which service its connections get.
     pub service: Service,
     /// While set, accepting is paused until this time (the process ran out of
-    /// file descriptors; see DESIGN trap 4).
+    /// file descriptors); it is also this listener's deadline in the loop's
+    /// timers.
     pub backoff_until: Option<Instant>,
 }
 
@@ -152,8 +153,18 @@ pub struct Conn {
     pub flush_queued: bool,
     /// When it was accepted.
     pub opened: Instant,
-    /// When it last sent us something (for `--idle-timeout`).
+    /// When it last sent us something (for `--idle-timeout`), or when the
+    /// server last resumed reading it after a pause of its own.
     pub last_input: Instant,
+    /// Its one deadline in the loop's timers (idle check, or the end of a
+    /// lingering close), kept so that closing can cancel it.
+    pub deadline: Option<Instant>,
+    /// The peer's end of input (EOF) was read: no unread byte can follow, so
+    /// the connection may close without lingering.
+    pub saw_eof: bool,
+    /// Reading is paused because all connections' pending output together
+    /// reached `--max-pending`; it resumes when the total falls below.
+    pub paused_for_total: bool,
     /// Bytes read from it.
     pub bytes_in: u64,
     /// Bytes written to it.
@@ -182,6 +193,27 @@ impl Conn {
             Proto::Echo(e) => e.pending(),
             Proto::Chat(c) => c.out.len(),
         }
+    }
+
+    /// What the pending output costs, as `--out-limit` and `--max-pending`
+    /// count it: echo's bytes; chat's bytes plus the bookkeeping of each
+    /// queued line (see [`ChunkQueue::cost`]).
+    pub fn pending_cost(&self) -> usize {
+        match &self.proto {
+            Proto::Echo(e) => e.pending(),
+            Proto::Chat(c) => c.out.cost(),
+        }
+    }
+
+    /// The server itself stopped reading this connection (its echo backlog
+    /// is at `--out-limit`, or all pending output is at `--max-pending`):
+    /// silence from the peer is then not idleness.
+    pub fn input_paused_by_server(&self) -> bool {
+        let at_out_limit = match &self.proto {
+            Proto::Echo(e) => !e.input_closed() && !e.wants_read(),
+            Proto::Chat(_) => false,
+        };
+        at_out_limit || self.paused_for_total
     }
 
     /// The protocol has nothing more to do: input ended and output drained.

@@ -36,6 +36,13 @@ pub struct Stats {
     pub datagrams_guarded: u64,
     /// UDP replies dropped because the reply queue was full or sending failed.
     pub datagrams_dropped: u64,
+    /// Pending output of all connections together now, as `--max-pending`
+    /// counts it.
+    pub pending_bytes: u64,
+    /// The largest `pending_bytes` seen at the end of a turn.
+    pub pending_peak: u64,
+    /// Deadlines held by the loop's timers (never more than open sources).
+    pub timers: u64,
 }
 
 impl fmt::Display for Stats {
@@ -44,7 +51,8 @@ impl fmt::Display for Stats {
             f,
             "conns_open={} conns_accepted={} conns_rejected={} bytes_in={} bytes_out={} \
              lines_relayed={} slow_disconnects={} idle_closes={} accept_backoffs={} interest_changes={} \
-             datagrams_in={} datagrams_out={} datagrams_guarded={} datagrams_dropped={}",
+             datagrams_in={} datagrams_out={} datagrams_guarded={} datagrams_dropped={} \
+             pending_bytes={} pending_peak={} timers={}",
             self.conns_open,
             self.conns_accepted,
             self.conns_rejected,
@@ -59,6 +67,9 @@ impl fmt::Display for Stats {
             self.datagrams_out,
             self.datagrams_guarded,
             self.datagrams_dropped,
+            self.pending_bytes,
+            self.pending_peak,
+            self.timers,
         )
     }
 }

@@ -27,16 +27,33 @@ impl Server {
             if self.phase != Phase::Running {
                 return; // draining: no new input, only flushing
             }
+            // Echo input becomes pending output byte for byte, so echo reads
+            // only what fits under both its own backlog bound and the bound
+            // on all pending output together. Chat output is bounded by
+            // disconnecting slow clients instead (see `settle_max_pending`).
+            let headroom = self.config.max_pending.saturating_sub(self.pending_total);
             let allowance = match &conn.proto {
                 Proto::Echo(e) => e.read_allowance(),
                 Proto::Chat(c) if c.finishing => 0,
                 Proto::Chat(_) => usize::MAX,
             };
-            let want = allowance.min(budget).min(self.read_buf.len());
+            let allowance_now = match &conn.proto {
+                Proto::Echo(_) => allowance.min(headroom),
+                Proto::Chat(_) => allowance,
+            };
+            let want = allowance_now.min(budget).min(self.read_buf.len());
             if want == 0 {
-                if allowance > 0 {
+                if allowance_now > 0 {
                     // Budget spent, not the socket: come back next turn.
                     self.still_ready.push((key, serial));
+                } else if allowance > 0 {
+                    // Paused at --max-pending: `settle_max_pending` resumes
+                    // it once the total is under the bound again.
+                    if !conn.paused_for_total {
+                        trace!("token={key}: input paused (all pending output at max-pending)");
+                        conn.paused_for_total = true;
+                        self.paused_for_total.push((key, serial));
+                    }
                 } else {
                     trace!("token={key}: input paused (backlog at out-limit or finishing)");
                 }
@@ -52,6 +69,7 @@ impl Server {
                     match &mut conn.proto {
                         Proto::Echo(e) => {
                             e.handle_input(data, &mut self.pool);
+                            self.pending_total += n;
                             self.queue_flush(key);
                         }
                         Proto::Chat(_) => {
@@ -72,6 +90,7 @@ impl Server {
                 }
                 Ok(ReadOutcome::Eof) => {
                     trace!("token={key}: end of input");
+                    conn.saw_eof = true;
                     if let Some(t) = self.trace.as_mut() {
                         t.instant("eof", key, "");
                     }
@@ -135,11 +154,19 @@ impl Server {
                 .map(|_| conn.pending_output())
                 .filter(|&pending| pending > 0)
                 .map(|pending| (Instant::now(), pending));
-            match write_out(conn, &mut self.pool) {
-                Ok(written) => {
+            let cost_before = conn.pending_cost();
+            let result = write_out(conn, &mut self.pool);
+            self.pending_total -= cost_before - conn.pending_cost();
+            match result {
+                Ok((written, stop)) => {
                     self.stats.bytes_out += written as u64;
                     if let (Some(t), Some((from, pending))) = (self.trace.as_mut(), traced) {
                         t.write(from, Instant::now(), key, written, pending);
+                    }
+                    if stop == WriteStop::Budget {
+                        // Budget spent, not the socket: write again next turn.
+                        trace!("token={key}: write budget spent, output left");
+                        self.still_ready.push((key, serial));
                     }
                 }
                 Err(e) => {
@@ -151,8 +178,14 @@ impl Server {
                 continue;
             };
             if conn.is_finished() && !conn.lingering {
-                if self.phase == Phase::Running {
-                    self.close_conn(key, CloseReason::Done);
+                if conn.saw_eof {
+                    // The peer said it is done sending: nothing unread can
+                    // follow, so closing cannot turn into a reset.
+                    let reason = match self.phase {
+                        Phase::Running => CloseReason::Done,
+                        Phase::Draining { .. } => CloseReason::Shutdown,
+                    };
+                    self.close_conn(key, reason);
                 } else {
                     self.begin_linger(key, serial);
                 }
@@ -161,8 +194,10 @@ impl Server {
             if !was_reading && conn.wants_read() && self.phase == Phase::Running {
                 // Echo backlog fell below its bound: reading resumes. Bytes
                 // that arrived while we were paused raised their edge back
-                // then, so read now instead of waiting for an event.
+                // then, so read now instead of waiting for an event. The
+                // idle clock restarts: the silence was ours, not the peer's.
                 trace!("token={key}: input resumed");
+                conn.last_input = self.now;
                 self.still_ready.push((key, serial));
             }
             self.refresh_interest(key);
@@ -186,6 +221,11 @@ impl Server {
         conn.lingering = true;
         self.refresh_interest(key);
         self.still_ready.push((key, serial));
+        // While serving, a lingering close has its own deadline; during
+        // shutdown the grace bounds it.
+        if self.phase == Phase::Running {
+            self.set_deadline(key, Some(self.now + config::LINGER_TIMEOUT));
+        }
     }
 
     /// Read and discard a lingering connection's input until EOF.
@@ -198,7 +238,11 @@ impl Server {
                 Ok(ReadOutcome::Data(n)) => conn.bytes_in += n as u64,
                 Ok(ReadOutcome::WouldBlock) => return,
                 Ok(ReadOutcome::Eof) | Err(_) => {
-                    self.close_conn(key, CloseReason::Shutdown);
+                    let reason = match self.phase {
+                        Phase::Running => CloseReason::Done,
+                        Phase::Draining { .. } => CloseReason::Shutdown,
+                    };
+                    self.close_conn(key, reason);
                     return;
                 }
             }
@@ -259,7 +303,15 @@ impl Server {
         let is_chat = matches!(conn.proto, Proto::Chat(_));
         if reason != CloseReason::Done {
             // Nobody will read what is still queued.
+            self.pending_total -= conn.pending_cost();
             conn.discard_output(&mut self.pool);
+        }
+        if let Some(when) = conn.deadline.take() {
+            self.timers.cancel(when, key, serial);
+        }
+        if conn.paused_for_total {
+            conn.paused_for_total = false;
+            self.paused_for_total.retain(|&(k, _)| k != key);
         }
         let leave = match &reason {
             CloseReason::TooSlow => LeaveReason::TooSlow,
@@ -283,6 +335,7 @@ impl Server {
             let Source::Conn(mut conn) = entry.source else {
                 continue;
             };
+            self.pending_total -= conn.pending_cost();
             conn.discard_output(&mut self.pool);
             self.stats.conns_open -= 1;
             let reason = conn.closing.take().unwrap_or(CloseReason::Done);
@@ -306,6 +359,112 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Give a connection its one deadline (`None`: none), replacing the one
+    /// it had.
+    pub(super) fn set_deadline(&mut self, key: usize, when: Option<Instant>) {
+        let serial = self.sources[key].serial;
+        let Source::Conn(conn) = &mut self.sources[key].source else {
+            return;
+        };
+        if let Some(old) = std::mem::replace(&mut conn.deadline, when) {
+            self.timers.cancel(old, key, serial);
+        }
+        if let Some(when) = when {
+            self.timers.schedule(when, key, serial);
+        }
+    }
+
+    /// A connection's deadline came: a lingering close is over, or it is
+    /// time to check whether the connection has been idle too long.
+    pub(super) fn conn_deadline(&mut self, key: usize, serial: u64) {
+        let Source::Conn(conn) = &self.sources[key].source else {
+            return;
+        };
+        if conn.closing.is_some() {
+            return;
+        }
+        let (paused, last_input) = (conn.input_paused_by_server(), conn.last_input);
+        if conn.lingering {
+            let reason = match self.phase {
+                Phase::Running => CloseReason::Done,
+                Phase::Draining { .. } => CloseReason::Shutdown,
+            };
+            self.close_conn(key, reason);
+            return;
+        }
+        let Some(idle) = self.config.idle_timeout else {
+            return;
+        };
+        let next_check = if paused {
+            // We stopped reading it, so its silence says nothing; its clock
+            // restarts when reading resumes. Look again one period later.
+            self.now + idle
+        } else if last_input + idle <= self.now {
+            debug!("token={key}: idle for {idle:?}");
+            self.close_conn(key, CloseReason::IdleTimeout);
+            return;
+        } else {
+            last_input + idle
+        };
+        debug_assert_eq!(self.sources[key].serial, serial);
+        self.set_deadline(key, Some(next_check));
+    }
+
+    /// Hold all pending output together within `--max-pending`. Runs after
+    /// the turn's flush, when every client that reads has taken what it
+    /// could, so only real backlogs count: while the total is past the
+    /// bound, the chat client with the most pending output is disconnected
+    /// as too slow (its leave notices are flushed in turn). Echo needs no
+    /// such step: it reads only what fits under the bound, so echo input
+    /// waits (backpressure, nothing lost). Once the total is under the
+    /// bound, every connection paused by it reads again.
+    pub(super) fn settle_max_pending(&mut self) {
+        while self.pending_total > self.config.max_pending {
+            let Some(victim) = self.largest_chat_backlog() else {
+                break;
+            };
+            debug!(
+                "token={victim}: pending output at max-pending ({} > {}): too slow",
+                self.pending_total, self.config.max_pending
+            );
+            self.close_conn(victim, CloseReason::TooSlow);
+            self.flush_pending();
+        }
+        if self.pending_total < self.config.max_pending && !self.paused_for_total.is_empty() {
+            let now = self.now;
+            for (key, serial) in std::mem::take(&mut self.paused_for_total) {
+                if let Some(Entry {
+                    source: Source::Conn(conn),
+                    ..
+                }) = self.sources.get_mut(key)
+                {
+                    trace!("token={key}: input resumed (under max-pending)");
+                    conn.paused_for_total = false;
+                    conn.last_input = now;
+                    self.still_ready.push((key, serial));
+                }
+            }
+        }
+    }
+
+    /// The open chat connection with the most pending output, if any has
+    /// some. A scan of the slab: it runs only at the `--max-pending` bound.
+    fn largest_chat_backlog(&self) -> Option<usize> {
+        self.sources
+            .iter()
+            .filter_map(|(key, e)| match &e.source {
+                Source::Conn(c) if c.closing.is_none() && matches!(c.proto, Proto::Chat(_)) => {
+                    Some((c.pending_cost(), key))
+                }
+                _ => None,
+            })
+            .filter(|&(cost, _)| cost > 0)
+            .max()
+            .map(|(_, key)| key)
+    }
+}
+
 pub(super) fn queue_flush(sources: &mut Slab<Entry>, flush_list: &mut Vec<usize>, key: usize) {
     if let Some(Entry {
         source: Source::Conn(conn),
@@ -319,30 +478,48 @@ pub(super) fn queue_flush(sources: &mut Slab<Entry>, flush_list: &mut Vec<usize>
     }
 }
 
+/// Why [`write_out`] stopped writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WriteStop {
+    /// Nothing is left to write.
+    Drained,
+    /// The socket's send buffer is full (a partial write or `WouldBlock`):
+    /// epoll raises WRITABLE when it has room again.
+    SocketFull,
+    /// The turn's write budget is spent while the socket still took every
+    /// byte offered. No event will ever come for this: the send buffer never
+    /// filled, so edge-triggered epoll has no edge to report. The caller
+    /// must put the connection on the still-ready list.
+    Budget,
+}
+
 /// Write a connection's pending output until it is drained, the socket would
-/// block, or the write budget is spent. Returns the bytes written.
-pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<usize> {
+/// block, or the write budget is spent. Returns the bytes written and why it
+/// stopped.
+pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<(usize, WriteStop)> {
     let mut written = 0;
-    while written < config::WRITE_BUDGET_PER_TURN {
+    loop {
         let mut iov = [IoSlice::new(&[]); config::MAX_IOVECS];
         let n = conn.output(&mut iov);
         if n == 0 {
-            break;
+            return Ok((written, WriteStop::Drained));
+        }
+        if written >= config::WRITE_BUDGET_PER_TURN {
+            return Ok((written, WriteStop::Budget));
         }
         let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
         // mio implements Write for &TcpStream, so the socket can be written
         // while the output slices still borrow the connection.
         let outcome = write_once(&mut &conn.stream, &iov[..n])?;
         let WriteOutcome::Wrote(w) = outcome else {
-            break;
+            return Ok((written, WriteStop::SocketFull));
         };
         conn.consume_output(w, pool);
         written += w;
         // A partial write means the send buffer is full: WRITABLE will tell
         // us when it has room, so don't spend a syscall to hear WouldBlock.
         if w < offered {
-            break;
+            return Ok((written, WriteStop::SocketFull));
         }
     }
-    Ok(written)
 }

@@ -1,7 +1,7 @@
 //! A naive model of the chat service, and a harness that runs the real
 //! [`Hub`] beside it and compares them after every step.
 //!
-//! [`ChatModel`] is SPEC.md's chat table written as plainly as possible:
+//! [`ChatModel`] is the chat table of docs/protocol.md written as plainly as possible:
 //! clients in a `BTreeMap`, rooms as lists of members in join order, names
 //! compared by lowercasing `String`s, commands split by hand, input framed
 //! by [`NaiveFramer`]. For every event it predicts, in order, each line the
@@ -96,7 +96,7 @@ impl Reason {
         }
     }
 
-    /// The words SPEC.md puts in parentheses.
+    /// The words the protocol puts in parentheses.
     fn words(self) -> &'static str {
         match self {
             Reason::Disconnected => "",
@@ -121,7 +121,7 @@ struct ModelRoom {
     members: Vec<ClientId>,
 }
 
-/// SPEC.md's chat service, naively. See the module docs.
+/// The chat service of docs/protocol.md, naively. See the module docs.
 #[derive(Debug)]
 pub struct ChatModel {
     max_line: usize,
@@ -138,7 +138,7 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-/// SPEC.md's name rule: 1 to 32 ASCII letters, digits, `_` and `-`.
+/// The protocol's name rule: 1 to 32 ASCII letters, digits, `_` and `-`.
 fn valid_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
         && name

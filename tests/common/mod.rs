@@ -373,3 +373,20 @@ pub fn pseudo_random_bytes(seed: u32, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Run heap-counting tests without libtest's harness (`harness = false` in
+/// Cargo.toml), one after another on the main thread. dhat counts the
+/// allocations of every thread in the process, and libtest's own threads
+/// allocate while a test runs, which made exact counts fail now and then.
+/// Prints libtest's lines, so the run's totals count these tests too; a
+/// failing test panics, which fails the binary.
+pub fn run_alone(tests: &[(&str, fn())]) {
+    for (name, test) in tests {
+        test();
+        println!("test {name} ... ok");
+    }
+    println!(
+        "\ntest result: ok. {} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n",
+        tests.len()
+    );
+}
