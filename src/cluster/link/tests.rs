@@ -676,3 +676,125 @@ fn a_reply_nobody_asked_for_is_a_protocol_error() {
     link.handle_input(t0, b"+OK\r\n");
     assert!(matches!(lost(&mut link), LinkError::NotRedis(_)));
 }
+
+/// One thing that can happen to a link, for the property test below.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Time passes (milliseconds), then the link's timer is serviced.
+    Wait(u16),
+    Connected,
+    Refused,
+    Eof,
+    /// Redis answers the handshake.
+    Handshake,
+    /// Redis answers the oldest command with one of a few replies.
+    Reply(u8),
+    /// A bus message from one of three other servers.
+    Bus(u8, u64),
+    /// Bytes that may or may not be RESP.
+    Garbage(Vec<u8>),
+    Publish(u16),
+    Claim(u8),
+    Release(u8),
+    Guests(u8),
+    /// The socket takes this many bytes.
+    Write(u32),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => any::<u16>().prop_map(|ms| Op::Wait(ms % 7000)),
+        2 => Just(Op::Connected),
+        1 => Just(Op::Refused),
+        1 => Just(Op::Eof),
+        2 => Just(Op::Handshake),
+        6 => any::<u8>().prop_map(Op::Reply),
+        2 => (any::<u8>(), 0u64..6).prop_map(|(p, s)| Op::Bus(p, s)),
+        1 => proptest::collection::vec(any::<u8>(), 0..12).prop_map(Op::Garbage),
+        3 => any::<u16>().prop_map(Op::Publish),
+        3 => any::<u8>().prop_map(Op::Claim),
+        2 => any::<u8>().prop_map(Op::Release),
+        2 => any::<u8>().prop_map(Op::Guests),
+        3 => any::<u32>().prop_map(Op::Write),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever happens, in any order: no panic, the bounds hold, and every
+    /// claim and guest request is answered exactly once, by Redis or, when
+    /// the link fails, by the link itself ("not granted", "no numbers").
+    #[test]
+    fn every_request_is_answered_once_and_the_bounds_hold(
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut link = Link::new(config(Some("pw")), t0);
+        let mut asked = std::collections::BTreeSet::new();
+        let mut answered = std::collections::BTreeSet::new();
+        let mut token = 0u64;
+        let names = ["a", "B", "c", "guest1"];
+        let replies: [&[u8]; 6] = [b"+OK\r\n", b"_\r\n", b":7\r\n", b"-ERR x\r\n", b"*1\r\n:1\r\n", HELLO_REPLY];
+        for op in ops {
+            match op {
+                Op::Wait(ms) => {
+                    now += Duration::from_millis(u64::from(ms));
+                    link.handle_timeout(now);
+                    // Serviced, the timer is in the future: a deadline left
+                    // in the past would make the reactor spin.
+                    proptest::prop_assert!(link.poll_timeout() > now);
+                }
+                Op::Connected => link.handle_connected(now),
+                Op::Refused => link.handle_io_error(now, &io::Error::from(io::ErrorKind::ConnectionRefused)),
+                Op::Eof => link.handle_eof(now),
+                Op::Handshake => {
+                    link.handle_input(now, HELLO_REPLY);
+                    link.handle_input(now, &subscribed());
+                }
+                Op::Reply(r) => link.handle_input(now, replies[usize::from(r) % replies.len()]),
+                Op::Bus(p, seq) => {
+                    let event = Event::Heartbeat { members: u32::from(p) };
+                    link.handle_input(now, &bus_bytes(0x100 + u64::from(p % 3), seq, event));
+                }
+                Op::Garbage(bytes) => link.handle_input(now, &bytes),
+                Op::Publish(len) => {
+                    let text = Text::new(&"x".repeat(usize::from(len % 4096) * 16)).unwrap();
+                    let event = Event::Text { nick: name("a"), room: name("r"), text };
+                    link.publish(now, event);
+                }
+                Op::Claim(n) => {
+                    token += 1;
+                    asked.insert(token);
+                    link.claim(now, name(names[usize::from(n) % names.len()]), token);
+                }
+                Op::Release(n) => link.release(now, name(names[usize::from(n) % names.len()])),
+                Op::Guests(n) => {
+                    token += 1;
+                    asked.insert(token);
+                    link.reserve_guests(now, u64::from(n % 20), token);
+                }
+                Op::Write(n) => {
+                    let n = (n as usize).min(link.transmit().len());
+                    link.advance(n);
+                }
+            }
+            proptest::prop_assert!(link.transmit().len() <= MAX_OUTPUT + 512);
+            proptest::prop_assert!(link.awaiting_replies() <= MAX_IN_FLIGHT);
+            for effect in effects(&mut link) {
+                if let Effect::Claimed { token, .. } | Effect::Guests { token, .. } = effect {
+                    proptest::prop_assert!(asked.contains(&token), "answer to a token never asked: {token}");
+                    proptest::prop_assert!(answered.insert(token), "token {token} answered twice");
+                }
+            }
+        }
+        // The link fails: whatever was still outstanding is answered now.
+        link.handle_eof(now);
+        for effect in effects(&mut link) {
+            if let Effect::Claimed { token, .. } | Effect::Guests { token, .. } = effect {
+                proptest::prop_assert!(answered.insert(token), "token {token} answered twice");
+            }
+        }
+        proptest::prop_assert_eq!(asked, answered, "some request was never answered");
+    }
+}
