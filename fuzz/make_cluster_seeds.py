@@ -64,7 +64,8 @@ bus = {
     "presence": header(7, 11) + b"\x03" + struct.pack(">H", 2)
     + name(b"ann") + name(b"lobby") + name(b"bob") + name(b"rust"),
     "presence-empty": header(7, 12) + b"\x03" + struct.pack(">H", 0),
-    "sync-request": header(8, 13),
+    "sync-request": header(8, 13) + struct.pack(">Q", 0),
+    "sync-request-one": header(8, 13) + struct.pack(">Q", 0x42),
     "heartbeat": header(9, 14) + struct.pack(">I", 42),
     "bye": header(10, 15),
 }

@@ -44,8 +44,12 @@ pub const MAX_MESSAGE: usize = HEADER_LEN + 4 + MAX_TEXT + 3 * (1 + 32) + 1;
 
 const HEADER_LEN: usize = 1 + 1 + 8 + 8;
 
-/// A server's identity on the bus, chosen at random when it starts.
+/// A server's identity on the bus, chosen at random when it starts
+/// (never 0: see [`EVERY_SERVER`]).
 pub type ServerId = u64;
+
+/// The `to` of a [`Event::SyncRequest`] meant for every server.
+pub const EVERY_SERVER: ServerId = 0;
 
 /// One bus message: who sent it, its place in that sender's sequence, and
 /// what happened.
@@ -149,8 +153,13 @@ pub enum Event {
         /// At most [`MAX_PRESENCE_MEMBERS`] members.
         members: Vec<Member>,
     },
-    /// "My link just came up: send me your member lists."
-    SyncRequest,
+    /// "Send me your member list": to server `to`, or to every server
+    /// ([`EVERY_SERVER`]) when the sender's link has just come up. A
+    /// receiver that saw a gap in one server's sequence asks that one only.
+    SyncRequest {
+        /// The server asked, or [`EVERY_SERVER`].
+        to: ServerId,
+    },
     /// "I am alive, with this many members."
     Heartbeat {
         /// How many members the sender has.
@@ -321,7 +330,8 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) -> Result<(), TooManyMembers> {
                 put_name(out, &m.room);
             }
         }
-        Event::SyncRequest | Event::Bye => {}
+        Event::SyncRequest { to } => out.extend_from_slice(&to.to_be_bytes()),
+        Event::Bye => {}
         Event::Heartbeat { members } => out.extend_from_slice(&members.to_be_bytes()),
     }
     Ok(())
@@ -351,7 +361,7 @@ fn kind(event: &Event) -> u8 {
         Event::Nick { .. } => NICK,
         Event::Private { .. } => PRIVATE,
         Event::Presence { .. } => PRESENCE,
-        Event::SyncRequest => SYNC_REQUEST,
+        Event::SyncRequest { .. } => SYNC_REQUEST,
         Event::Heartbeat { .. } => HEARTBEAT,
         Event::Bye => BYE,
     }
@@ -438,7 +448,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
                 members,
             }
         }
-        SYNC_REQUEST => Event::SyncRequest,
+        SYNC_REQUEST => Event::SyncRequest { to: r.u64()? },
         HEARTBEAT => Event::Heartbeat { members: r.u32()? },
         BYE => Event::Bye,
         other => return Err(DecodeError::UnknownKind(other)),
@@ -572,7 +582,7 @@ pub(crate) mod strategy {
                     last,
                     members
                 }),
-            Just(Event::SyncRequest),
+            any::<u64>().prop_map(|to| Event::SyncRequest { to }),
             any::<u32>().prop_map(|members| Event::Heartbeat { members }),
             Just(Event::Bye),
         ]

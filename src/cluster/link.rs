@@ -73,7 +73,8 @@
 //! [`Timing::heartbeat`]). While our link is down nobody is declared lost
 //! (we cannot hear anyone); when it comes back every server gets a fresh
 //! `lost_after` to be heard again, and the link asks all of them for their
-//! member lists ([`bus::Event::SyncRequest`]). A sequence number that skips
+//! member lists ([`bus::Event::SyncRequest`]; one addressed to another
+//! server is not passed on). A sequence number that skips
 //! ahead is reported as [`Effect::Gap`] (messages were lost in between);
 //! one that goes back is a stale or forged message, dropped and counted.
 
@@ -161,6 +162,22 @@ impl Default for Timing {
             lease: Duration::from_secs(15),
         }
     }
+}
+
+/// A fresh random server id (never [`bus::EVERY_SERVER`]), from the
+/// standard library's per-process random hash keys, the process id and the
+/// time: no two servers share one in practice, and no coordination is
+/// needed to choose it.
+pub fn new_server_id() -> ServerId {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hasher.write_u128(since_epoch.as_nanos());
+    hasher.finish().max(1)
 }
 
 /// What the link needs to know.
@@ -944,8 +961,14 @@ impl Link {
                 );
             }
         }
-        if message.event == Event::Bye {
-            self.peers.remove(&message.server);
+        match message.event {
+            Event::Bye => {
+                self.peers.remove(&message.server);
+            }
+            Event::SyncRequest { to } if to != bus::EVERY_SERVER && to != self.config.server => {
+                return; // asked of another server
+            }
+            _ => {}
         }
         self.stats.received += 1;
         self.effects.push_back(Effect::Message(message));
@@ -973,7 +996,12 @@ impl Link {
         self.next_heartbeat = now;
         self.next_refresh = now + self.config.timing.refresh;
         self.effects.push_back(Effect::Up { restored });
-        self.publish(now, Event::SyncRequest);
+        self.publish(
+            now,
+            Event::SyncRequest {
+                to: bus::EVERY_SERVER,
+            },
+        );
         let owner = self.owner.clone();
         for name in std::mem::take(&mut self.owed_releases) {
             self.send_release(now, &name, &owner);

@@ -165,6 +165,13 @@ fn keep_alive(link: &mut Link, until: Instant) {
 }
 
 #[test]
+fn server_ids_are_random_and_never_zero() {
+    let ids: std::collections::HashSet<ServerId> = (0..100).map(|_| new_server_id()).collect();
+    assert_eq!(ids.len(), 100);
+    assert!(!ids.contains(&bus::EVERY_SERVER));
+}
+
+#[test]
 fn handshake_authenticates_names_the_client_and_subscribes() {
     let t0 = Instant::now();
     let mut link = Link::new(config(Some("s3cret")), t0);
@@ -209,7 +216,7 @@ fn handshake_authenticates_names_the_client_and_subscribes() {
     let sync = bus::decode(&raw(&cmds[0][2])).unwrap();
     assert_eq!(
         (sync.server, sync.seq, sync.event),
-        (SERVER, 1, Event::SyncRequest)
+        (SERVER, 1, Event::SyncRequest { to: 0 })
     );
     let beat = bus::decode(&raw(&cmds[1][2])).unwrap();
     assert_eq!(beat.event, Event::Heartbeat { members: 0 });
@@ -342,7 +349,7 @@ fn a_lost_link_comes_back_restored_and_resyncs() {
     );
     let cmds = commands(&mut link);
     let first = bus::decode(&raw(&cmds[0][2])).unwrap();
-    assert_eq!(first.event, Event::SyncRequest);
+    assert_eq!(first.event, Event::SyncRequest { to: 0 });
     assert_eq!(first.seq, 3, "sequence numbers go on across reconnects");
 }
 
@@ -362,11 +369,14 @@ fn messages_from_other_servers_are_passed_on_with_loss_made_visible() {
     };
     link.handle_input(t0, &bus_bytes(PEER, 11, text.clone()));
     // 12 and 13 lost; 14 arrives.
-    link.handle_input(t0, &bus_bytes(PEER, 14, Event::SyncRequest));
+    link.handle_input(t0, &bus_bytes(PEER, 14, Event::SyncRequest { to: SERVER }));
+    // A sync request for another server counts in the sequence but is not
+    // passed on.
+    link.handle_input(t0, &bus_bytes(PEER, 15, Event::SyncRequest { to: 0x999 }));
     // A replay of 11 (or a forgery) is stale.
     link.handle_input(t0, &bus_bytes(PEER, 11, text.clone()));
     // Our own messages come back through the channel: not passed on.
-    link.handle_input(t0, &bus_bytes(SERVER, 1, Event::SyncRequest));
+    link.handle_input(t0, &bus_bytes(SERVER, 1, Event::SyncRequest { to: 0 }));
     let msg = |seq, event| {
         Effect::Message(Message {
             server: PEER,
@@ -383,7 +393,7 @@ fn messages_from_other_servers_are_passed_on_with_loss_made_visible() {
                 server: PEER,
                 missed: 2
             },
-            msg(14, Event::SyncRequest),
+            msg(14, Event::SyncRequest { to: SERVER }),
         ]
     );
     let stats = link.stats();
