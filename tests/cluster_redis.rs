@@ -197,6 +197,13 @@ fn two_links_share_names_guests_and_the_bus_through_a_real_redis() {
         _ => unreachable!(),
     }
 
+    // No password at all, against a Redis that wants one: the same.
+    let mut none = Driver::new(&format!("redis://127.0.0.1:{}", redis.port()), 0xd);
+    match none.expect(&mut [], "a refusal", |e| matches!(e, Effect::Down { .. })) {
+        Effect::Down { error, .. } => assert!(matches!(error, LinkError::Auth(_)), "{error}"),
+        _ => unreachable!(),
+    }
+
     // Name leases: one owner, without regard to case.
     let now = Instant::now();
     a.link.claim(now, name("Ann"), 1);

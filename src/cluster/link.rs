@@ -485,6 +485,7 @@ impl Link {
         if self.out_start == self.out.len() {
             self.out.clear();
             self.out_start = 0;
+            shrink_idle(&mut self.out);
         } else if self.out_start > self.out.len() / 2 {
             self.out.drain(..self.out_start);
             self.out_start = 0;
@@ -565,6 +566,7 @@ impl Link {
             }
         };
         self.input.drain(..used);
+        shrink_idle(&mut self.input);
         if let Err(e) = result {
             self.fail(now, e);
         }
@@ -1017,6 +1019,8 @@ impl Link {
         self.out.clear();
         self.out_start = 0;
         self.input.clear();
+        shrink_idle(&mut self.out);
+        shrink_idle(&mut self.input);
         for (_, pending) in std::mem::take(&mut self.in_flight) {
             match pending {
                 Pending::Claim { token, name } => {
@@ -1047,6 +1051,17 @@ impl Link {
         self.failures = self.failures.saturating_add(1);
         self.phase = Phase::Waiting { at: now + delay };
         self.effects.push_back(Effect::Down { error, was_up });
+    }
+}
+
+/// What an empty buffer keeps of its capacity: enough for ordinary
+/// traffic, so a one-off big frame (a presence list, a burst of
+/// publishes) does not pin its peak size for the life of the link.
+const IDLE_CAPACITY: usize = 64 * 1024;
+
+fn shrink_idle(buffer: &mut Vec<u8>) {
+    if buffer.is_empty() && buffer.capacity() > IDLE_CAPACITY {
+        buffer.shrink_to(IDLE_CAPACITY);
     }
 }
 
