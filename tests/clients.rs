@@ -94,7 +94,7 @@ fn send_a_large_message_round_trips() {
     // argument under 128 KiB: 15 words of 100 kB.
     let word = "x".repeat(100_000);
     let mut args = vec!["--to", to.as_str(), "--timeout", "10"];
-    args.extend(std::iter::repeat(word.as_str()).take(15));
+    args.extend(std::iter::repeat_n(word.as_str(), 15));
     let (code, out, err) = send(&args);
     assert_eq!(code, Some(0), "stderr: {err}");
     let reply = out
