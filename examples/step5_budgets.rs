@@ -168,7 +168,7 @@ impl Server {
             return self.accept_all();
         }
         let key = ready.token.0;
-        if !self.conns.get(key).is_some_and(|c| !c.closing) {
+        if self.conns.get(key).is_none_or(|c| c.closing) {
             return; // a stale event: step 4
         }
         if let Err(e) = self.serve(key, ready) {

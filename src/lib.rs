@@ -15,7 +15,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (clap), every subcommand and option.
+//! - [`cli`]: the command line (clap), every subcommand and option; with
+//!   `main.rs`, the only code that knows clap.
 //! - [`config`]: every limit and default, named, in one place.
 //! - [`reactor`]: the only code that calls mio for the server: poll loop,
 //!   slab, dispatch, deferred close, timers, signals, stats, and the
@@ -24,6 +25,9 @@
 //! - [`buffer`]: bounded byte queues and shared lines for fan-out.
 //! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
 //! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.
+//! - [`cluster`]: chat across servers through Redis, sans-IO: the RESP codec,
+//!   the bus message format and the Redis link's state machine (not yet
+//!   wired into the reactor).
 //! - [`bench`](mod@bench): the load generator.
 //! - [`testing`]: naive models and invariant checks of the protocol state
 //!   machines, shared by the fuzz targets (fuzz/) and the property tests.
@@ -49,6 +53,7 @@ pub mod bench;
 pub mod buffer;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod net;
 pub mod protocol;

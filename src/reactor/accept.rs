@@ -122,7 +122,8 @@ impl Server {
         }
         if service == Service::Chat {
             let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, _, out| hub.handle_connect(id, out));
+            self.hub.handle_connect(id);
+            self.deliver_chat();
         }
     }
 }

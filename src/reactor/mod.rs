@@ -72,15 +72,15 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::buffer::{BufferPool, ChunkQueue, SharedLine};
-use crate::cli::ServeArgs;
+use crate::buffer::{BufferPool, ChunkQueue};
 use crate::config::{self, ServeConfig, Service};
 use crate::net::{interrupted, read_once, would_block, write_once, ReadOutcome, WriteOutcome};
-use crate::protocol::chat::{self, ChatLimits, ClientId, Hub, LeaveReason, Outbox};
+use crate::protocol::chat::delivery::Delivery;
+use crate::protocol::chat::{self, ChatLimits, Hub, LeaveReason};
 use crate::protocol::echo::EchoSession;
 use crate::protocol::udp_echo::{Disposition, UdpEcho, UdpLimits};
 use accept::{bind_listener, clamp_max_conns};
-use source::{key_of, serial_matches, ChatConn, CloseReason, Conn, Entry, Listener, Proto};
+use source::{ChatConn, CloseReason, Conn, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
 use timers::Timers;
@@ -89,21 +89,6 @@ use trace::{EventTrace, Moved, Ready};
 /// The token of the signal source. Slab keys count up from 0, so the top of
 /// the token space never collides with one.
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
-
-/// Run `sockloop serve`: bind every socket, print the `listening` lines, and
-/// run the loop until a signal and the drain that follows.
-pub fn serve(args: &ServeArgs) -> io::Result<()> {
-    let config = ServeConfig::from_args(args);
-    let mut server = Server::bind(config)?;
-    {
-        let mut out = io::stdout().lock();
-        for (service, addr) in server.local_addrs() {
-            writeln!(out, "listening {} {}", service.name(), addr)?;
-        }
-        out.flush()?;
-    }
-    server.run()
-}
 
 /// Readiness of one event, copied out of mio's `Event` so that still-ready
 /// sources can be dispatched through the same code with a synthetic one.
@@ -168,8 +153,9 @@ pub struct Server {
     flush_list: Vec<usize>,
     /// Connections marked closing this turn, removed at the sweep.
     closing: Vec<usize>,
-    /// Chat clients whose output passed `--out-limit` during a hub call.
-    too_slow: Vec<ClientId>,
+    /// The chat output policy (`--out-limit`, too slow), applied to the
+    /// hub's effects.
+    delivery: Delivery,
     /// Pending output of all connections together, as `--max-pending`
     /// counts it (the sum of every connection's [`Conn::pending_cost`]).
     pending_total: usize,
@@ -261,7 +247,7 @@ impl Server {
             retry_scratch: Vec::new(),
             flush_list: Vec::new(),
             closing: Vec::new(),
-            too_slow: Vec::new(),
+            delivery: Delivery::new(config.out_limit),
             pending_total: 0,
             paused_for_total: Vec::new(),
             timers: Timers::new(),
@@ -513,7 +499,8 @@ impl Server {
                 self.sources.remove(key);
             }
         }
-        self.with_hub(|hub, _, out| hub.handle_shutdown(out));
+        self.hub.handle_shutdown();
+        self.deliver_chat();
         let keys: Vec<usize> = self.sources.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Source::Conn(conn) = &mut self.sources[key].source {
@@ -525,7 +512,6 @@ impl Server {
                 self.queue_flush(key);
             }
         }
-        self.settle_too_slow();
     }
 
     fn drain_finished(&mut self) -> bool {

@@ -74,9 +74,8 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            self.with_hub(|hub, read_buf, out| {
-                                hub.handle_input(id, &read_buf[..n], out)
-                            });
+                            self.hub.handle_input(id, &self.read_buf[..n]);
+                            self.deliver_chat();
                         }
                     }
                     // A short read means the kernel had no more bytes: with
@@ -101,7 +100,8 @@ impl Server {
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);
-                            self.with_hub(|hub, _, out| hub.handle_eof(id, out));
+                            self.hub.handle_eof(id);
+                            self.deliver_chat();
                             self.queue_flush(key);
                         }
                     }
@@ -132,7 +132,12 @@ impl Server {
     /// Write every connection that got output this turn. Runs after all
     /// events, so several chat lines queued in one turn leave in one writev.
     pub(super) fn flush_pending(&mut self) {
+        // Effects the hub queued outside a hub call of ours (leave notices
+        // of connections closed since) are delivered first; and again after
+        // each write, which may close a connection.
+        self.deliver_chat();
         while let Some(key) = self.flush_list.pop() {
+            self.deliver_chat();
             let Some(Entry {
                 source: Source::Conn(conn),
                 serial,
@@ -321,8 +326,10 @@ impl Server {
         conn.closing = Some(reason);
         self.closing.push(key);
         if is_chat {
-            let id = Conn::client_id(key, serial);
-            self.with_hub(|hub, _, out| hub.handle_disconnect(id, leave, out));
+            // Its room is told; the notices are delivered by the caller's
+            // next `deliver_chat` (at the latest, the turn's flush).
+            self.hub
+                .handle_disconnect(Conn::client_id(key, serial), leave);
         }
     }
 
