@@ -562,6 +562,31 @@ fn diagrams_are_drawn_from_their_source() {
             "docs/diagrams/{name} is drawn but no doc shows it"
         );
     }
+    // The pictures name code (`conn_read`, `READ_BUDGET_PER_TURN`): every
+    // name with an underscore in a label must still be in src/.
+    let code: String = source_files().into_iter().map(|(_, text)| text).collect();
+    let mut unknown = Vec::new();
+    for source in &sources {
+        let dot = std::fs::read_to_string(source).unwrap();
+        let labels = dot
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .flat_map(|l| l.split("label=\"").skip(1))
+            .map(|l| l.split('"').next().unwrap_or("").replace("\\n", " "));
+        for label in labels {
+            for word in label.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                let word = word.trim_matches('_');
+                if word.contains('_') && word.len() > 3 && !code.contains(word) {
+                    unknown.push(format!("{}: {word}", rel(source)));
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "the pictures name code that is not in src/ any more:\n{}",
+        unknown.join("\n")
+    );
     let drawn = Command::new("dot").arg("-V").output();
     if !drawn.is_ok_and(|o| o.status.success()) {
         assert!(
