@@ -33,7 +33,10 @@
 //! the constant's definition.
 //!
 //! `diagrams_are_drawn_from_their_source`: the SVGs in docs/diagrams/ are
-//! redrawn from their Graphviz sources and compared (see that test).
+//! redrawn from their Graphviz sources and compared, and every code name in
+//! their labels must still be in src/ (see that test).
+//! `every_break_it_exercise_is_documented_with_its_test`: scripts/break-it.sh
+//! and docs/exercises.md list the same breaks and tests.
 //!
 //! Set `TOUR_DUMP=FILE` to write the normalised log of a replay to FILE.
 
@@ -522,7 +525,8 @@ fn svg_words(svg: &str) -> Vec<String> {
 
 /// docs/diagrams/NAME.dot is the source of docs/diagrams/NAME.svg
 /// (scripts/diagrams.sh draws them with Graphviz's `dot`). Each SVG must
-/// exist, be linked from a doc, and show exactly what its source says now:
+/// exist, be linked from a doc, name only code that is still in src/ (every
+/// label word with an underscore), and show exactly what its source says now:
 /// this test draws each source again and compares the words of the two
 /// pictures (every node, edge and label). Without `dot` it says SKIPPED
 /// loudly, unless `SOCKLOOP_REQUIRE_DOT` is set (CI sets it, and installs
