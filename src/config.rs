@@ -1,6 +1,6 @@
 //! Every limit and default of sockloop, named, in one place.
 //!
-//! The command-line defaults of SPEC.md live here as constants, and so do the
+//! The command-line defaults of `sockloop` live here as constants, and so do the
 //! internal bounds that no option exposes (read budgets, queue lengths,
 //! back-off delays). docs/limits.md explains the policy at each bound; when
 //! you change a number here, change it there too.
@@ -37,7 +37,8 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// Bytes one connection may read in one turn of the loop before it must let
 /// the others run (fairness). A source that still has input goes on the
-/// "still ready" list and the next poll does not block.
+/// "still ready" list: the next poll does not block, and the next turn
+/// retries it (a source with a fresh event in that turn as well gets both).
 pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
 /// Bytes one connection may write in one turn of the loop.
 pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;
@@ -148,38 +149,63 @@ impl ServeConfig {
             trace_events: None,
         }
     }
+}
 
-    /// Resolve the parsed command line: with none of `--echo`, `--udp-echo`,
-    /// `--chat` given, serve the tutorial's three default sockets.
-    pub fn from_args(a: &crate::cli::ServeArgs) -> ServeConfig {
-        let mut listeners = Vec::new();
-        if a.echo.is_empty() && a.udp_echo.is_empty() && a.chat.is_empty() {
-            for (service, addr) in [
-                (Service::TcpEcho, DEFAULT_ECHO_ADDR),
-                (Service::UdpEcho, DEFAULT_UDP_ECHO_ADDR),
-                (Service::Chat, DEFAULT_CHAT_ADDR),
-            ] {
-                listeners.push(ListenerSpec {
-                    service,
-                    addr: addr.to_string(),
-                });
-            }
-        } else {
-            listeners = a.listeners_in_order.clone();
+/// What every ADDR must look like, for error messages.
+pub const ADDR_FORM: &str = "HOST:PORT, for example 127.0.0.1:12345 or [::1]:12345 \
+     (a port from 0 to 65535; 0 picks a free one)";
+
+/// Check that `addr` has the form `host:port` without resolving anything:
+/// an IPv4 address, a bracketed IPv6 address or a host name, a colon, and a
+/// port from 0 to 65535. On success the address is returned unchanged.
+///
+/// This is the line between a bad argument and a run-time failure: an
+/// address that fails here can never work, whatever the network does, so it
+/// is a usage error; one that passes may still fail to resolve ([`resolve`]).
+pub fn check_addr(addr: &str) -> Result<&str, String> {
+    let bad = |why: &str| Err(format!("{why}; expected {ADDR_FORM}"));
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return bad("an IPv6 address opened with [ is not closed with ]");
+        };
+        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+            return bad("not an IPv6 address between [ and ]");
         }
-        let off_if_zero = |v: f64| (v > 0.0).then(|| crate::cli::secs(v));
-        ServeConfig {
-            listeners,
-            max_conns: a.max_conns,
-            max_line: a.max_line,
-            out_limit: a.out_limit,
-            max_pending: a.max_pending,
-            idle_timeout: off_if_zero(a.idle_timeout),
-            shutdown_grace: crate::cli::secs(a.shutdown_grace),
-            stats_interval: off_if_zero(a.stats_interval),
-            trace_events: a.trace_events.clone(),
+        match after.strip_prefix(':') {
+            Some(port) => (inside, port),
+            None => return bad("no port"),
+        }
+    } else {
+        match addr.rsplit_once(':') {
+            None => return bad("no port"),
+            Some((host, _)) if host.contains(':') => {
+                return bad("an IPv6 address needs brackets: [ADDRESS]:PORT")
+            }
+            Some(pair) => pair,
+        }
+    };
+    if host.is_empty() {
+        return bad("no host");
+    }
+    if port.is_empty() {
+        return bad("no port");
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+        return bad("the port is not a number from 0 to 65535");
+    }
+    if !addr.starts_with('[') {
+        let name_like = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !name_like {
+            return bad("the host is neither an address nor a host name");
+        }
+        let numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
+            return bad("not an IPv4 address");
         }
     }
+    Ok(addr)
 }
 
 /// Resolve `host:port` (IPv4, `[IPv6]`, or a host name) to the first address
@@ -195,4 +221,47 @@ pub fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
             format!("cannot resolve {addr}: no address"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_formed_addresses_pass_unchanged() {
+        for ok in [
+            "127.0.0.1:0",
+            "127.0.0.1:65535",
+            "[::1]:7000",
+            "[fe80::1]:1",
+            "localhost:12345",
+            "my-host.example_1:80",
+        ] {
+            assert_eq!(check_addr(ok), Ok(ok));
+        }
+    }
+
+    #[test]
+    fn malformed_addresses_say_which_form_was_expected() {
+        for (bad, why) in [
+            ("127.0.0.1", "no port"),
+            ("127.0.0.1:", "no port"),
+            (":12399", "no host"),
+            ("[::1]", "no port"),
+            ("[::1:5", "not closed"),
+            ("[nope]:5", "not an IPv6"),
+            ("::1", "brackets"),
+            ("::1:80", "brackets"),
+            ("host:99999", "0 to 65535"),
+            ("host:+80", "0 to 65535"),
+            ("host:http", "0 to 65535"),
+            ("127.0.0.256:80", "not an IPv4"),
+            ("a b:80", "neither"),
+            ("", "no port"),
+        ] {
+            let err = check_addr(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(err.contains("HOST:PORT"), "{bad:?}: {err}");
+        }
+    }
 }

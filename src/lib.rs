@@ -7,14 +7,16 @@
 //! a [`slab::Slab`] of every registered source (listeners, connections, UDP
 //! sockets) and the timers. Each readiness event's token finds a slab entry;
 //! the reactor reads the socket until it would block, hands the bytes to that
-//! entry's sans-IO state machine from [`protocol`] (echo, UDP echo, chat),
+//! entry's *sans-IO* state machine from [`protocol`] (echo, UDP echo, chat:
+//! bytes in, bytes out, never a socket),
 //! and writes back whatever output the state machine queued in [`buffer`]s,
 //! asking mio for WRITABLE only while output waits. The protocol code never
 //! touches a socket, so it is tested and fuzzed without one.
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (clap), every subcommand and option of SPEC.md.
+//! - [`cli`]: the command line (clap), every subcommand and option; with
+//!   `main.rs`, the only code that knows clap.
 //! - [`config`]: every limit and default, named, in one place.
 //! - [`reactor`]: the only code that calls mio for the server: poll loop,
 //!   slab, dispatch, deferred close, timers, signals, stats, and the
@@ -23,6 +25,9 @@
 //! - [`buffer`]: bounded byte queues and shared lines for fan-out.
 //! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
 //! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.
+//! - [`cluster`]: chat across servers through Redis, sans-IO: the RESP codec,
+//!   the bus message format and the Redis link's state machine (not yet
+//!   wired into the reactor).
 //! - [`bench`](mod@bench): the load generator.
 //! - [`testing`]: naive models and invariant checks of the protocol state
 //!   machines, shared by the fuzz targets (fuzz/) and the property tests.
@@ -35,7 +40,11 @@
 //! state machine; `pitfalls.md` names each trap of a hand-written reactor,
 //! where this crate handles it and which test proves it; `limits.md` lists
 //! every bound and its policy; `protocol.md` is the protocols, for users;
-//! `fuzzing.md` is how the state machines are fuzzed and what is checked.
+//! `fuzzing.md` is how the state machines are fuzzed and what is checked;
+//! `build-your-own.md` builds the reactor up from the tutorial's blocking
+//! server in five runnable programs (`examples/`, one idea each); and
+//! `glossary.md` defines every term (sans-IO, still-ready, interest,
+//! edge-triggered, token, budget, ...).
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -44,6 +53,7 @@ pub mod bench;
 pub mod buffer;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod net;
 pub mod protocol;

@@ -1,16 +1,25 @@
 //! The `sockloop` binary: parse the command line, start logging, run one
-//! subcommand and turn its result into an exit status (0 ok, 1 failure, 2 bad
-//! usage, the last one printed by clap).
+//! subcommand and turn its result into an exit status: 0 ok, 1 a run-time
+//! failure (one `sockloop: ...` line on stderr), 2 a bad argument (usage on
+//! stderr, printed by clap).
+//!
+//! This file and `cli.rs` are the only code that knows clap. The library
+//! parts take plain options: `Server::bind(ServeConfig)` then
+//! `Server::run()`, `client::*::run(&Options)`, `bench::run(&BenchOptions)`,
+//! and return errors instead of exiting.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::CommandFactory;
 use sockloop::cli::{self, Cli, Command};
+use sockloop::config::ServeConfig;
+use sockloop::reactor::Server;
 
 /// Print clap's error and exit. `--help` and `--version` land here too, with
-/// status 0. For real usage errors (status 2) SPEC asks for a usage message:
-/// clap prints one for some errors but not for a bad value, so add the usage
-/// of the subcommand in question when clap's text has none.
+/// status 0. For real usage errors (status 2) the contract asks for a usage
+/// message: clap prints one for some errors but not for a bad value, so add
+/// the usage of the subcommand in question when clap's text has none.
 fn usage_error(e: clap::Error) -> ! {
     if e.exit_code() != 2 || e.to_string().contains("Usage:") {
         e.exit();
@@ -28,6 +37,28 @@ fn usage_error(e: clap::Error) -> ! {
     std::process::exit(2);
 }
 
+/// `sockloop serve`: bind every socket, print one `listening SERVICE ADDR`
+/// line per socket on stdout (the real address, port 0 resolved) and flush,
+/// say on stderr what is served, then run the loop until a signal and the
+/// drain that follows.
+fn serve(config: ServeConfig) -> io::Result<()> {
+    let mut server = Server::bind(config)?;
+    let addrs = server.local_addrs();
+    {
+        let mut out = io::stdout().lock();
+        for (service, addr) in &addrs {
+            writeln!(out, "listening {} {}", service.name(), addr)?;
+        }
+        out.flush()?;
+    }
+    let served: Vec<String> = addrs
+        .iter()
+        .map(|(service, addr)| format!("{} on {addr}", service.name()))
+        .collect();
+    log::info!("serving {}", served.join(", "));
+    server.run()
+}
+
 fn main() -> ExitCode {
     let cli = match cli::parse_from(std::env::args_os()) {
         Ok(cli) => cli,
@@ -37,11 +68,38 @@ fn main() -> ExitCode {
         .format_timestamp_micros()
         .init();
     let result = match cli.command {
-        Command::Serve(args) => sockloop::reactor::serve(&args),
-        Command::Send(args) => sockloop::client::send::run(&args),
-        Command::Chat(args) => sockloop::client::chat::run(&args),
-        Command::Talk(args) => sockloop::client::talk::run(&args),
-        Command::Bench(args) => sockloop::bench::run(&args),
+        Command::Serve(args) => serve(args.to_config()),
+        Command::Send(args) => {
+            if let Some(warning) = args.host_port_warning() {
+                eprintln!("sockloop: {warning}");
+            }
+            sockloop::client::send::run(&args.to_options())
+        }
+        Command::Chat(args) => sockloop::client::chat::run(&args.to_options()),
+        Command::Talk(args) => sockloop::client::talk::run(&args.to_options()),
+        Command::Bench(args) => match args.to_options() {
+            Ok(options) => sockloop::bench::run(&options),
+            Err(usage) => usage_error(usage),
+        },
+        Command::Completions(args) => {
+            cli::write_completions(args.shell, &mut io::stdout());
+            Ok(())
+        }
+        Command::Man(args) => match cli::write_man_page(args.command.as_deref(), &mut io::stdout())
+        {
+            Ok(()) => Ok(()),
+            // `sockloop man | head`: the reader had enough.
+            Err(cli::ManPageError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(cli::ManPageError::Io(e)) => Err(e),
+            Err(cli::ManPageError::Unknown(message)) => {
+                let mut command = Cli::command();
+                command.build();
+                let man = command
+                    .find_subcommand_mut("man")
+                    .expect("man is a subcommand");
+                usage_error(man.error(clap::error::ErrorKind::InvalidValue, message))
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -180,7 +180,36 @@ fn assert_clean(o: &Outcome) {
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{:?}", o.report);
     assert_eq!(o.num("conns"), 4.0);
     assert_eq!(o.num("pipeline"), 2.0);
-    assert!(o.stderr.is_empty(), "nothing on stderr: {}", o.stderr);
+    // stderr is a pipe here: nothing but the progress lines, one per second.
+    let target = o.report["target"].clone();
+    let Value::Str(target) = target else {
+        panic!("target is a string")
+    };
+    for line in o.stderr.lines() {
+        assert!(
+            is_interval_line(line, &target),
+            "only progress lines on stderr: {}",
+            o.stderr
+        );
+    }
+}
+
+/// `bench echo    1.00-2.00 s  51234 messages  51234/s  0 errors`
+fn is_interval_line(line: &str, target: &str) -> bool {
+    let Some(rest) = line.strip_prefix(&format!("bench {target} ")) else {
+        return false;
+    };
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    matches!(
+        words.as_slice(),
+        [span, "s", n, "messages", rate, e, "errors"]
+            if span.split_once('-').is_some_and(|(a, b)| {
+                a.parse::<f64>().is_ok() && b.parse::<f64>().is_ok()
+            })
+            && n.parse::<u64>().is_ok()
+            && rate.strip_suffix("/s").is_some_and(|r| r.parse::<f64>().is_ok())
+            && e.parse::<u64>().is_ok()
+    )
 }
 
 #[test]
@@ -250,6 +279,68 @@ fn the_table_names_rates_latency_and_errors() {
     }
 }
 
+/// `bench chat --conns 1` says why a chat bench needs two clients, not a
+/// range up to 2^64.
+#[test]
+fn a_chat_bench_of_one_client_says_why_it_needs_two() {
+    let (status, _, stderr) = run(&["bench", "chat", "--conns", "1"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs --conns 2 or more"), "{stderr}");
+    assert!(stderr.contains("one client sends"), "{stderr}");
+    assert!(!stderr.contains("18446744073709551615"), "{stderr}");
+}
+
+/// `-n COUNT` (as redis-benchmark): exactly COUNT messages are sent and,
+/// from a correct server, answered; then the bench stops by itself, long
+/// before the time limit.
+#[test]
+fn a_count_sends_exactly_that_many_messages() {
+    let server = all_services();
+    for (target, service, count) in [
+        ("echo", "tcp-echo", 777.0),
+        ("udp", "udp-echo", 333.0),
+        ("chat", "chat", 101.0),
+    ] {
+        let n = count.to_string();
+        let o = bench_json(
+            target,
+            server.addr(service),
+            &["-c", "3", "-P", "4", "-n", &n, "-d", "60"],
+        );
+        assert!(o.status.success(), "{target}: {}", o.stderr);
+        assert_eq!(o.num("sent"), count, "{target}: {:?}", o.report);
+        assert_eq!(o.num("errors"), 0.0, "{target}: {:?}", o.report);
+        // Chat: each line reaches the two other clients.
+        let delivered = if target == "chat" { 2.0 * count } else { count };
+        assert_eq!(o.num("messages"), delivered, "{target}: {:?}", o.report);
+        assert!(o.num("elapsed_s") < 30.0, "{target}: {:?}", o.report);
+    }
+}
+
+/// With stderr not a terminal, one progress line per `--interval` (as
+/// iperf3 -i), and none with `--interval 0`.
+#[test]
+fn progress_is_one_line_per_interval_when_stderr_is_not_a_terminal() {
+    let server = all_services();
+    let to = server.addr("tcp-echo");
+    let o = bench_json("echo", to, &["-c", "2", "-d", "1", "-i", "0.2"]);
+    assert!(o.status.success(), "{}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert!(
+        (3..=6).contains(&lines.len()),
+        "about 5 lines in 1 s at 0.2 s: {}",
+        o.stderr
+    );
+    assert!(
+        lines.iter().all(|l| is_interval_line(l, "echo")),
+        "{}",
+        o.stderr
+    );
+    let o = bench_json("echo", to, &["-c", "2", "-d", "0.5", "-i", "0"]);
+    assert!(o.status.success(), "{}", o.stderr);
+    assert_eq!(o.stderr, "", "--interval 0: no progress lines");
+}
+
 /// A port on which nothing listens: bound, then released.
 fn free_tcp_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -288,6 +379,9 @@ fn options_out_of_range_are_usage_errors() {
         &["bench", "udp", "--size", "8"][..],
         &["bench", "chat", "--conns", "1"],
         &["bench", "echo", "--conns", "0"],
+        &["bench", "echo", "--duration", "0"],
+        &["bench", "echo", "-d", "0"],
+        &["bench", "echo", "-n", "0"],
         &["bench", "smtp"],
     ] {
         let (status, stdout, stderr) = run(args);

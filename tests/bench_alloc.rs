@@ -9,8 +9,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use sockloop::bench::Target as BenchTarget;
 use sockloop::bench::{self, Plan};
-use sockloop::cli::BenchTarget;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -24,6 +24,8 @@ fn allocations_of(target: BenchTarget, addr: SocketAddr, secs: f64) -> (u64, u64
         size: 64,
         pipeline: 2,
         duration: Duration::from_secs_f64(secs),
+        count: None,
+        interval: None,
     };
     let before = dhat::HeapStats::get().total_blocks;
     let (tally, _, _) = match target {

@@ -10,25 +10,42 @@
 
 mod common;
 
-use sockloop::buffer::{ChunkQueue, SharedLine};
-use sockloop::protocol::chat::{ChatLimits, ClientId, Hub, Outbox};
+use sockloop::buffer::ChunkQueue;
+use sockloop::protocol::chat::delivery::{self, Delivery};
+use sockloop::protocol::chat::{ChatLimits, ClientId, Hub};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-/// One output queue per client, indexed by id, like the reactor's.
+/// One output queue per client, indexed by id, like the reactor's, filled
+/// by the server's own delivery policy.
 struct Queues {
     queues: Vec<ChunkQueue>,
     closed: usize,
+    delivery: Delivery,
 }
 
-impl Outbox for Queues {
-    fn send(&mut self, to: ClientId, line: &SharedLine) {
-        self.queues[to.0 as usize].push(line);
+impl delivery::Queues for Queues {
+    fn queue(&mut self, id: ClientId) -> Option<&mut ChunkQueue> {
+        self.queues.get_mut(id.0 as usize)
     }
-    fn close(&mut self, _who: ClientId) {
+    fn queued(&mut self, _id: ClientId, _cost: usize) {}
+    fn finish(&mut self, _id: ClientId) {
         self.closed += 1;
     }
+}
+
+/// Hand `bytes` from `id` to the hub and deliver what it asks for, as the
+/// reactor does.
+fn feed(hub: &mut Hub, out: &mut Queues, id: ClientId, bytes: &[u8]) {
+    hub.handle_input(id, bytes);
+    deliver(hub, out);
+}
+
+fn deliver(hub: &mut Hub, out: &mut Queues) {
+    let mut delivery = std::mem::replace(&mut out.delivery, Delivery::new(0));
+    delivery.apply_all(hub, out);
+    out.delivery = delivery;
 }
 
 impl Queues {
@@ -49,20 +66,23 @@ fn warm_room(listeners: usize) -> (Hub, Queues) {
     let mut out = Queues {
         queues: (0..=listeners).map(|_| ChunkQueue::new()).collect(),
         closed: 0,
+        delivery: Delivery::new(usize::MAX),
     };
     for i in 0..=listeners {
-        hub.handle_connect(ClientId(i as u64), &mut out);
+        hub.handle_connect(ClientId(i as u64));
+        deliver(&mut hub, &mut out);
     }
     // Grow the scratch buffer, the split-line buffer and each queue's ring
     // once, as the first lines of a real session would.
-    hub.handle_input(
+    feed(
+        &mut hub,
+        &mut out,
         ClientId(0),
         b"a first line, longer than the ones measured\n",
-        &mut out,
     );
-    hub.handle_input(ClientId(0), b"a split", &mut out);
-    hub.handle_input(ClientId(0), b" line\n", &mut out);
-    hub.handle_input(ClientId(0), b"/me warms up\n/help\n", &mut out);
+    feed(&mut hub, &mut out, ClientId(0), b"a split");
+    feed(&mut hub, &mut out, ClientId(0), b" line\n");
+    feed(&mut hub, &mut out, ClientId(0), b"/me warms up\n/help\n");
     out.clear();
     (hub, out)
 }
@@ -87,7 +107,7 @@ fn measure(listeners: usize) -> Counts {
     let (mut hub, mut out) = warm_room(listeners);
     let line = b"hello, room of any size!\n";
 
-    let relay = allocations_during(|| hub.handle_input(ClientId(0), line, &mut out));
+    let relay = allocations_during(|| feed(&mut hub, &mut out, ClientId(0), line));
     for i in 1..=listeners {
         assert_eq!(out.pending(i), "<guest1> hello, room of any size!\n".len());
     }
@@ -95,23 +115,23 @@ fn measure(listeners: usize) -> Counts {
     out.clear();
 
     let relay_many_lines =
-        allocations_during(|| hub.handle_input(ClientId(0), b"one\ntwo\nthree\nfour\n", &mut out));
+        allocations_during(|| feed(&mut hub, &mut out, ClientId(0), b"one\ntwo\nthree\nfour\n"));
     out.clear();
 
     let relay_split = allocations_during(|| {
-        hub.handle_input(ClientId(0), b"in two ", &mut out);
-        hub.handle_input(ClientId(0), b"pieces\n", &mut out);
+        feed(&mut hub, &mut out, ClientId(0), b"in two ");
+        feed(&mut hub, &mut out, ClientId(0), b"pieces\n");
     });
     assert_eq!(out.pending(1), "<guest1> in two pieces\n".len());
     out.clear();
 
-    let me = allocations_during(|| hub.handle_input(ClientId(0), b"/me waves\n", &mut out));
+    let me = allocations_during(|| feed(&mut hub, &mut out, ClientId(0), b"/me waves\n"));
     out.clear();
 
     let too_long = vec![b'x'; 5000];
     let canned = allocations_during(|| {
-        hub.handle_input(ClientId(0), &too_long, &mut out);
-        hub.handle_input(ClientId(0), b"\n\xff\xfe\n/help\n\n", &mut out);
+        feed(&mut hub, &mut out, ClientId(0), &too_long);
+        feed(&mut hub, &mut out, ClientId(0), b"\n\xff\xfe\n/help\n\n");
     });
     assert!(out.pending(0) > 0, "the errors and help were sent");
     assert_eq!(out.closed, 0);

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use proptest::prelude::*;
 use sockloop::buffer::SharedLine;
-use sockloop::protocol::chat::{ChatLimits, ClientId, Hub, LeaveReason, Outbox, SHUTTING_DOWN};
+use sockloop::protocol::chat::{ChatLimits, ClientId, Effect, Hub, LeaveReason, SHUTTING_DOWN};
 
 /// What the hub asked for, in order.
 #[derive(Debug, Clone)]
@@ -21,12 +21,19 @@ struct Recorder {
     log: Vec<Out>,
 }
 
-impl Outbox for Recorder {
-    fn send(&mut self, to: ClientId, line: &SharedLine) {
-        self.log.push(Out::Send(to, Rc::clone(line)));
-    }
-    fn close(&mut self, who: ClientId) {
-        self.log.push(Out::Close(who));
+impl Recorder {
+    /// Take every effect the hub has queued, in order.
+    fn take_from(&mut self, hub: &mut Hub) {
+        while let Some(effect) = hub.poll_effect() {
+            match effect {
+                Effect::Send { to, line } => {
+                    for to in to.iter() {
+                        self.log.push(Out::Send(to, Rc::clone(&line)));
+                    }
+                }
+                Effect::Close { who } => self.log.push(Out::Close(who)),
+            }
+        }
     }
 }
 
@@ -54,7 +61,7 @@ impl Chat {
 
     /// Connect client `n` and forget what that printed.
     fn join(&mut self, n: u64) {
-        self.hub.handle_connect(id(n), &mut self.out);
+        self.hub.handle_connect(id(n));
         self.take();
     }
 
@@ -72,7 +79,7 @@ impl Chat {
     }
 
     fn send_bytes(&mut self, n: u64, bytes: &[u8]) -> Vec<String> {
-        self.hub.handle_input(id(n), bytes, &mut self.out);
+        self.hub.handle_input(id(n), bytes);
         self.take()
     }
 
@@ -80,6 +87,7 @@ impl Chat {
     /// LF, after checking there is exactly one, at the end) and `"close N"`.
     fn take(&mut self) -> Vec<String> {
         self.hub.check_invariants();
+        self.out.take_from(&mut self.hub);
         self.out
             .log
             .drain(..)
@@ -105,12 +113,12 @@ fn lines(expected: &[&str]) -> Vec<String> {
 #[test]
 fn connect_welcomes_the_client_and_tells_the_lobby() {
     let mut chat = Chat::new();
-    chat.hub.handle_connect(id(1), &mut chat.out);
+    chat.hub.handle_connect(id(1));
     assert_eq!(
         chat.take(),
         lines(&["1 * welcome to sockloop chat, you are guest1 in #lobby; /help lists commands"])
     );
-    chat.hub.handle_connect(id(2), &mut chat.out);
+    chat.hub.handle_connect(id(2));
     assert_eq!(
         chat.take(),
         lines(&[
@@ -127,7 +135,7 @@ fn connect_welcomes_the_client_and_tells_the_lobby() {
 fn joins_are_announced_only_in_the_lobby() {
     let mut chat = Chat::with_clients(2);
     chat.send(2, "/join rust\n");
-    chat.hub.handle_connect(id(3), &mut chat.out);
+    chat.hub.handle_connect(id(3));
     let out = chat.take();
     assert!(out.contains(&"1 * guest3 joined #lobby".to_string()));
     assert!(!out.iter().any(|l| l.starts_with("2 ")), "{out:?}");
@@ -136,7 +144,7 @@ fn joins_are_announced_only_in_the_lobby() {
 #[test]
 fn a_second_connect_for_the_same_id_is_ignored() {
     let mut chat = Chat::with_clients(1);
-    chat.hub.handle_connect(id(1), &mut chat.out);
+    chat.hub.handle_connect(id(1));
     assert!(chat.take().is_empty());
     assert_eq!(chat.hub.client_count(), 1);
     assert_eq!(chat.hub.nick_of(id(1)), Some("guest1"));
@@ -154,8 +162,7 @@ fn guest_numbers_only_increase_and_skip_chosen_names() {
         Some("guest4"),
         "guest3 is taken (case-insensitively)"
     );
-    chat.hub
-        .handle_disconnect(id(2), LeaveReason::Disconnected, &mut chat.out);
+    chat.hub.handle_disconnect(id(2), LeaveReason::Disconnected);
     chat.join(4);
     assert_eq!(
         chat.hub.nick_of(id(4)),
@@ -184,7 +191,8 @@ fn text_goes_to_the_others_in_the_room_only() {
 #[test]
 fn one_shared_buffer_serves_every_recipient() {
     let mut chat = Chat::with_clients(4);
-    chat.hub.handle_input(id(1), b"fan out\n", &mut chat.out);
+    chat.hub.handle_input(id(1), b"fan out\n");
+    chat.out.take_from(&mut chat.hub);
     let handles: Vec<SharedLine> = chat
         .out
         .log
@@ -321,8 +329,7 @@ fn a_freed_nickname_can_be_taken() {
     chat.send(1, "/nick carol\n");
     chat.send(1, "/nick dave\n");
     assert_eq!(chat.send(2, "/nick Carol\n").len(), 2);
-    chat.hub
-        .handle_disconnect(id(2), LeaveReason::Disconnected, &mut chat.out);
+    chat.hub.handle_disconnect(id(2), LeaveReason::Disconnected);
     chat.take();
     assert_eq!(
         chat.send(1, "/nick carol\n"),
@@ -595,8 +602,7 @@ fn quitting_the_last_member_drops_the_room() {
 #[test]
 fn disconnects_are_announced_with_their_reason_and_not_closed_again() {
     let mut chat = Chat::with_clients(4);
-    chat.hub
-        .handle_disconnect(id(2), LeaveReason::Disconnected, &mut chat.out);
+    chat.hub.handle_disconnect(id(2), LeaveReason::Disconnected);
     assert_eq!(
         chat.take(),
         lines(&[
@@ -605,8 +611,7 @@ fn disconnects_are_announced_with_their_reason_and_not_closed_again() {
             "4 * guest2 left #lobby"
         ])
     );
-    chat.hub
-        .handle_disconnect(id(3), LeaveReason::TooSlow, &mut chat.out);
+    chat.hub.handle_disconnect(id(3), LeaveReason::TooSlow);
     assert_eq!(
         chat.take(),
         lines(&[
@@ -617,16 +622,13 @@ fn disconnects_are_announced_with_their_reason_and_not_closed_again() {
     chat.send(4, "/join quiet\n");
     chat.join(5);
     chat.send(5, "/join quiet\n");
-    chat.hub
-        .handle_disconnect(id(4), LeaveReason::IdleTimeout, &mut chat.out);
+    chat.hub.handle_disconnect(id(4), LeaveReason::IdleTimeout);
     assert_eq!(
         chat.take(),
         lines(&["5 * guest4 left #quiet (idle timeout)"])
     );
-    chat.hub
-        .handle_disconnect(id(4), LeaveReason::Disconnected, &mut chat.out);
-    chat.hub
-        .handle_disconnect(id(99), LeaveReason::TooSlow, &mut chat.out);
+    chat.hub.handle_disconnect(id(4), LeaveReason::Disconnected);
+    chat.hub.handle_disconnect(id(99), LeaveReason::TooSlow);
     assert!(chat.take().is_empty(), "unknown ids are ignored");
     assert_eq!(chat.hub.client_count(), 2);
 }
@@ -635,12 +637,12 @@ fn disconnects_are_announced_with_their_reason_and_not_closed_again() {
 fn end_of_input_handles_a_final_line_without_lf_then_leaves() {
     let mut chat = Chat::with_clients(2);
     chat.send(1, "last words");
-    chat.hub.handle_eof(id(1), &mut chat.out);
+    chat.hub.handle_eof(id(1));
     assert_eq!(
         chat.take(),
         lines(&["2 <guest1> last words", "2 * guest1 left #lobby", "close 1"])
     );
-    chat.hub.handle_eof(id(1), &mut chat.out);
+    chat.hub.handle_eof(id(1));
     assert!(chat.take().is_empty());
 }
 
@@ -648,7 +650,7 @@ fn end_of_input_handles_a_final_line_without_lf_then_leaves() {
 fn end_of_input_after_a_final_bye_closes_once() {
     let mut chat = Chat::with_clients(2);
     chat.send(1, "bye");
-    chat.hub.handle_eof(id(1), &mut chat.out);
+    chat.hub.handle_eof(id(1));
     assert_eq!(
         chat.take(),
         lines(&["1 * bye", "2 * guest1 left #lobby", "close 1"])
@@ -659,7 +661,7 @@ fn end_of_input_after_a_final_bye_closes_once() {
 fn end_of_input_with_nothing_pending() {
     let mut chat = Chat::with_clients(2);
     chat.send(2, "/join x\n");
-    chat.hub.handle_eof(id(2), &mut chat.out);
+    chat.hub.handle_eof(id(2));
     assert_eq!(chat.take(), lines(&["close 2"]));
 }
 
@@ -667,7 +669,7 @@ fn end_of_input_with_nothing_pending() {
 fn input_for_an_unknown_client_is_ignored() {
     let mut chat = Chat::with_clients(1);
     assert!(chat.send(7, "hello\n/nick x\n").is_empty());
-    chat.hub.handle_eof(id(7), &mut chat.out);
+    chat.hub.handle_eof(id(7));
     assert!(chat.take().is_empty());
 }
 
@@ -675,7 +677,7 @@ fn input_for_an_unknown_client_is_ignored() {
 fn shutdown_tells_everyone_and_closes_them() {
     let mut chat = Chat::with_clients(3);
     chat.send(3, "/join other\n");
-    chat.hub.handle_shutdown(&mut chat.out);
+    chat.hub.handle_shutdown();
     let notice = std::str::from_utf8(SHUTTING_DOWN).unwrap().trim_end();
     assert_eq!(
         chat.take(),
@@ -689,10 +691,9 @@ fn shutdown_tells_everyone_and_closes_them() {
         ])
     );
     assert_eq!(chat.hub.client_count(), 0);
-    chat.hub
-        .handle_disconnect(id(1), LeaveReason::Disconnected, &mut chat.out);
+    chat.hub.handle_disconnect(id(1), LeaveReason::Disconnected);
     assert!(chat.send(2, "anyone?\n").is_empty());
-    chat.hub.handle_connect(id(4), &mut chat.out);
+    chat.hub.handle_connect(id(4));
     assert_eq!(chat.take(), lines(&[&format!("4 {notice}"), "close 4"]));
 }
 
@@ -812,7 +813,7 @@ fn run_chunked(script: &[u8], cuts: &[usize]) -> Vec<String> {
     for w in cuts.windows(2) {
         out.extend(chat.send_bytes(1, &script[w[0]..w[1]]));
     }
-    chat.hub.handle_eof(id(1), &mut chat.out);
+    chat.hub.handle_eof(id(1));
     out.extend(chat.take());
     out
 }
@@ -854,12 +855,12 @@ proptest! {
         let mut next_id = 100;
         for (client, step) in steps {
             match step {
-                Step::Input(bytes) => chat.hub.handle_input(id(client), &bytes, &mut chat.out),
-                Step::Eof => chat.hub.handle_eof(id(client), &mut chat.out),
-                Step::Gone => chat.hub.handle_disconnect(id(client), LeaveReason::TooSlow, &mut chat.out),
+                Step::Input(bytes) => chat.hub.handle_input(id(client), &bytes),
+                Step::Eof => chat.hub.handle_eof(id(client)),
+                Step::Gone => chat.hub.handle_disconnect(id(client), LeaveReason::TooSlow),
                 Step::Connect => {
                     next_id += 1;
-                    chat.hub.handle_connect(id(next_id), &mut chat.out);
+                    chat.hub.handle_connect(id(next_id));
                 }
             }
             for line in chat.take() {
@@ -916,13 +917,10 @@ fn the_sample_session_in_docs_protocol_md_is_what_the_hub_says() {
             });
         }
         if let Some(who) = action.strip_suffix(" connects") {
-            chat.hub.handle_connect(id(client(who)), &mut chat.out);
+            chat.hub.handle_connect(id(client(who)));
         } else if let Some((who, text)) = action.split_once("> ") {
-            chat.hub.handle_input(
-                id(client(who)),
-                format!("{text}\n").as_bytes(),
-                &mut chat.out,
-            );
+            chat.hub
+                .handle_input(id(client(who)), format!("{text}\n").as_bytes());
         } else {
             panic!("not an action: {action:?}");
         }

@@ -94,7 +94,7 @@ fn send_a_large_message_round_trips() {
     // argument under 128 KiB: 15 words of 100 kB.
     let word = "x".repeat(100_000);
     let mut args = vec!["--to", to.as_str(), "--timeout", "10"];
-    args.extend(std::iter::repeat(word.as_str()).take(15));
+    args.extend(std::iter::repeat_n(word.as_str(), 15));
     let (code, out, err) = send(&args);
     assert_eq!(code, Some(0), "stderr: {err}");
     let reply = out
@@ -334,4 +334,64 @@ fn chat_nick_renames_before_the_first_line() {
     );
     a.type_line("hi");
     assert_eq!(b.line(), "<alice> hi");
+}
+
+/// `chat` pointed at something that is not a sockloop chat (here the echo
+/// port): the first line is not a welcome, so it warns on stderr (stdout
+/// keeps only what was received), and a typed `bye` still ends it although
+/// the echo server does not close on it.
+#[test]
+fn chat_at_the_echo_port_warns_and_still_ends_on_bye() {
+    let server = echo_server();
+    let addr = server.addr("tcp-echo").to_string();
+    let mut a = Client::start(&["chat", &addr]);
+    a.type_line("hello");
+    assert_eq!(a.stdout.next_line().unwrap(), "hello");
+    let warning = a.stderr.wait_for("sockloop: warning:");
+    assert!(
+        warning.contains(&addr) && warning.contains("sockloop chat server"),
+        "{warning}"
+    );
+    a.type_line("bye");
+    assert_eq!(a.stdout.next_line().unwrap(), "bye");
+    assert_eq!(a.wait_exit().code(), Some(0), "stderr: {:?}", a.stderr.seen);
+    assert!(
+        a.stderr.seen.iter().any(|l| l.contains("of bye; closing")),
+        "{:?}",
+        a.stderr.seen
+    );
+}
+
+/// Against a real chat server the welcome comes first: no warning.
+#[test]
+fn chat_at_a_chat_server_does_not_warn() {
+    let server = chat_server();
+    let addr = server.addr("chat").to_string();
+    let mut a = Client::start(&["chat", &addr]);
+    a.stdout.wait_for("* welcome to sockloop chat");
+    a.type_line("bye");
+    assert_eq!(a.stdout.next_line().unwrap(), "* bye");
+    assert_eq!(a.wait_exit().code(), Some(0));
+    a.stderr.wait_eof();
+    assert!(a.stderr.seen.is_empty(), "{:?}", a.stderr.seen);
+}
+
+/// nc/ncat habits: `chat --to ADDR -n NAME` and `send -u -t SECS --to ADDR`
+/// work like their long and positional forms.
+#[test]
+fn short_options_and_to_work_end_to_end() {
+    let server = Server::start(&common::ALL_SERVICES, 3);
+    let chat = server.addr("chat").to_string();
+    let mut a = Client::start_with_stdin(&["chat", "--to", &chat, "-n", "zed"], Stdio::null());
+    a.stdout.wait_for("* welcome to sockloop chat");
+    assert_eq!(
+        a.stdout.next_line().unwrap(),
+        "* guest1 is now known as zed"
+    );
+    assert_eq!(a.stdout.next_line().unwrap(), "* bye");
+    assert_eq!(a.wait_exit().code(), Some(0), "stderr: {:?}", a.stderr.seen);
+    let udp = server.addr("udp-echo").to_string();
+    let (code, out, err) = send(&["-u", "-t", "5", "--to", &udp, "short"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "Received from server: short\n");
 }

@@ -66,9 +66,11 @@ fn every_seed_decodes_and_passes() {
     assert!(replay_corpus::<EchoStreamInput>("echo_stream", echo_stream::check) >= 2);
     assert!(replay_corpus::<UdpEchoInput>("udp_echo", udp_echo::check) >= 2);
     assert!(replay_corpus::<ClientLinesInput>("client_lines", client_lines::check) >= 3);
-    assert!(replay_raw_corpus("reactor_sim", |bytes| {
-        sockloop::testing::sim::run_bytes(bytes);
-    }) >= 3);
+    assert!(
+        replay_raw_corpus("reactor_sim", |bytes| {
+            sockloop::testing::sim::run_bytes(bytes);
+        }) >= 3
+    );
 }
 
 /// Replay every file in fuzz/corpus/`target` for a target that takes raw

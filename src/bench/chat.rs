@@ -336,7 +336,7 @@ impl Book {
         let (base, ring) = (sender.base, &mut sender.ring);
         let open_lines = &mut self.open_lines;
         sender.out.pump(dst, &self.format, |seq| {
-            if turn.running && receivers > 0 && seq - base < window {
+            if turn.running && tally.may_start() && receivers > 0 && seq - base < window {
                 ring[(seq % window) as usize] = Pending {
                     sent_ns: turn.now_ns,
                     remaining: receivers,
@@ -518,8 +518,8 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
     let senders = plan.conns.min(CHAT_MAX_SENDERS);
     let mut book = Book::new(plan.conns, senders, plan.size, plan.pipeline);
     let mut clients = set_up(plan, &mut poll, &mut events, &mut book)?;
-    let mut tally = Tally::new();
-    let mut progress = Progress::new("bench chat", plan.duration);
+    let mut tally = Tally::for_plan(plan);
+    let mut progress = Progress::new("bench chat", plan);
     let mut schedule = Schedule::new(plan.duration, DRAIN_TIMEOUT);
 
     let turn = Turn::now(&clock, &schedule);
@@ -533,7 +533,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
     loop {
         let now = Instant::now();
         schedule.advance(now);
-        if book.live < 2 {
+        if book.live < 2 || !tally.may_start() {
             schedule.stop(now);
         }
         if !schedule.running() && (book.open_lines() == 0 || schedule.drain_expired(now)) {

@@ -75,7 +75,7 @@ impl EchoFlow {
         let answered = self.recv_seq;
         let sent_ns = &mut self.sent_ns;
         self.out.pump(dst, &self.format, |seq| {
-            if running && seq - answered < window {
+            if running && tally.may_start() && seq - answered < window {
                 sent_ns[(seq % window) as usize] = now_ns;
                 tally.sent += 1;
                 Some(now_ns)
@@ -223,8 +223,8 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         outstanding: 0,
     };
     let mut rbuf = vec![0u8; READ_BUF_SIZE];
-    let mut tally = Tally::new();
-    let mut progress = Progress::new("bench echo", plan.duration);
+    let mut tally = Tally::for_plan(plan);
+    let mut progress = Progress::new("bench echo", plan);
     let mut schedule = Schedule::new(plan.duration, DRAIN_TIMEOUT);
 
     // Kick-off: every connection fills its window; from then on only
@@ -236,7 +236,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
     loop {
         let now = Instant::now();
         schedule.advance(now);
-        if fleet.live == 0 {
+        if fleet.live == 0 || !tally.may_start() {
             schedule.stop(now);
         }
         if !schedule.running() && (fleet.outstanding == 0 || schedule.drain_expired(now)) {

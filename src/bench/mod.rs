@@ -38,7 +38,6 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
 
-use crate::cli::{BenchArgs, BenchTarget};
 use crate::config;
 use crate::net::interrupted;
 use report::{Progress, Report, Tally};
@@ -76,11 +75,121 @@ pub const FD_RESERVE: usize = 16;
 /// Readiness events taken from one poll.
 const EVENTS_CAPACITY: usize = 1024;
 
-/// A bench run, resolved and checked from the command line.
+/// The service `bench` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// TCP echo, closed loop.
+    Echo,
+    /// UDP echo.
+    Udp,
+    /// Chat fan-out in one room.
+    Chat,
+}
+
+impl Target {
+    /// `echo`, `udp` or `chat`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Echo => "echo",
+            Target::Udp => "udp",
+            Target::Chat => "chat",
+        }
+    }
+
+    /// The address the service listens on by default.
+    pub fn default_addr(self) -> &'static str {
+        match self {
+            Target::Echo => config::DEFAULT_ECHO_ADDR,
+            Target::Udp => config::DEFAULT_UDP_ECHO_ADDR,
+            Target::Chat => config::DEFAULT_CHAT_ADDR,
+        }
+    }
+}
+
+/// When the load phase ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// After this long (`--duration`).
+    After(Duration),
+    /// Once `count` messages have been started (`-n`), or after `at_most`,
+    /// whichever comes first: a server that stops answering must not keep
+    /// the bench waiting forever.
+    Count {
+        /// Messages (chat: lines) to send in all.
+        count: u64,
+        /// The time limit all the same.
+        at_most: Duration,
+    },
+}
+
+/// With `-n COUNT` and no `--duration`, the run still ends after this many
+/// seconds.
+pub const COUNT_MODE_MAX_SECS: f64 = 300.0;
+
+/// What `sockloop bench` was asked to do, before anything is resolved.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The service driven.
+    pub target: Target,
+    /// The server (`None`: the service's default address).
+    pub to: Option<String>,
+    /// Connections (UDP sockets, chat clients).
+    pub conns: usize,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Messages in flight per connection.
+    pub pipeline: usize,
+    /// When the load phase ends.
+    pub stop: Stop,
+    /// Progress lines on stderr this often when it is not a terminal.
+    pub interval: Option<Duration>,
+    /// One JSON object instead of a table.
+    pub json: bool,
+}
+
+impl BenchOptions {
+    /// Check the limits that depend on the target. The message is worded
+    /// for a person; the command line turns it into a usage error.
+    pub fn check(&self) -> Result<(), String> {
+        let target = self.target.name();
+        let limit = |what: &str, value: usize, min: usize, max: usize| {
+            if value < min || value > max {
+                Err(format!(
+                    "bench {target}: {what} must be from {min} to {max}, not {value}"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        limit("--pipeline", self.pipeline, 1, MAX_PIPELINE)?;
+        match self.target {
+            Target::Echo => Ok(()),
+            Target::Udp => limit(
+                "--size",
+                self.size,
+                payload::BINARY_HEADER,
+                config::MAX_UDP_PAYLOAD,
+            ),
+            Target::Chat => {
+                limit("--size", self.size, payload::TEXT_HEADER, CHAT_MAX_SIZE)?;
+                if self.conns < 2 {
+                    return Err(format!(
+                        "bench chat needs --conns 2 or more, not {}: one client sends, \
+                         the others receive what it says",
+                        self.conns
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A bench run, resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The service driven.
-    pub target: BenchTarget,
+    pub target: Target,
     /// The server's address, resolved.
     pub addr: SocketAddr,
     /// Connections (UDP sockets, chat clients).
@@ -89,80 +198,44 @@ pub struct Plan {
     pub size: usize,
     /// Messages in flight per connection (chat: lines in flight per sender).
     pub pipeline: usize,
-    /// Length of the load phase.
+    /// Length of the load phase (with a count: its upper bound).
     pub duration: Duration,
+    /// Messages to start in all (`None`: as many as fit in `duration`).
+    pub count: Option<u64>,
+    /// Progress lines on stderr this often when it is not a terminal.
+    pub interval: Option<Duration>,
 }
 
 impl Plan {
-    /// Check the options that clap cannot check alone (they depend on the
-    /// target). A failure here is a usage error: exit status 2 with usage.
-    pub fn check(args: &BenchArgs) -> Result<(), clap::Error> {
-        let limit = |what: &str, value: usize, min: usize, max: usize| {
-            if value < min || value > max {
-                Err(usage_error(format!(
-                    "bench {}: {what} must be from {min} to {max}, not {value}",
-                    target_name(args.target)
-                )))
-            } else {
-                Ok(())
-            }
+    /// The plan for `options`: checked, with the address resolved (the
+    /// service's default address when none is given).
+    pub fn new(options: &BenchOptions) -> io::Result<Plan> {
+        options
+            .check()
+            .map_err(|m| io::Error::new(io::ErrorKind::InvalidInput, m))?;
+        let to = options
+            .to
+            .as_deref()
+            .unwrap_or(options.target.default_addr());
+        let (duration, count) = match options.stop {
+            Stop::After(d) => (d, None),
+            Stop::Count { count, at_most } => (at_most, Some(count)),
         };
-        limit("--pipeline", args.pipeline, 1, MAX_PIPELINE)?;
-        match args.target {
-            BenchTarget::Echo => Ok(()),
-            BenchTarget::Udp => limit(
-                "--size",
-                args.size,
-                payload::BINARY_HEADER,
-                config::MAX_UDP_PAYLOAD,
-            ),
-            BenchTarget::Chat => {
-                limit("--size", args.size, payload::TEXT_HEADER, CHAT_MAX_SIZE)?;
-                limit("--conns", args.conns, 2, usize::MAX)
-            }
-        }
-    }
-
-    /// The plan for `args`: checked, with the address resolved (the service's
-    /// default address when `--to` is not given).
-    pub fn from_args(args: &BenchArgs) -> io::Result<Plan> {
-        let to = args.to.as_deref().unwrap_or(match args.target {
-            BenchTarget::Echo => config::DEFAULT_ECHO_ADDR,
-            BenchTarget::Udp => config::DEFAULT_UDP_ECHO_ADDR,
-            BenchTarget::Chat => config::DEFAULT_CHAT_ADDR,
-        });
         Ok(Plan {
-            target: args.target,
+            target: options.target,
             addr: config::resolve(to)?,
-            conns: args.conns,
-            size: args.size,
-            pipeline: args.pipeline,
-            duration: crate::cli::secs(args.duration),
+            conns: options.conns,
+            size: options.size,
+            pipeline: options.pipeline,
+            duration,
+            count,
+            interval: options.interval,
         })
     }
 
     /// `echo`, `udp` or `chat`.
     pub fn target_name(&self) -> &'static str {
-        target_name(self.target)
-    }
-}
-
-fn target_name(target: BenchTarget) -> &'static str {
-    match target {
-        BenchTarget::Echo => "echo",
-        BenchTarget::Udp => "udp",
-        BenchTarget::Chat => "chat",
-    }
-}
-
-/// A usage error worded like clap's own, with `sockloop bench`'s usage line.
-fn usage_error(message: String) -> clap::Error {
-    use clap::CommandFactory;
-    let mut cli = crate::cli::Cli::command();
-    cli.build();
-    match cli.find_subcommand_mut("bench") {
-        Some(bench) => bench.error(clap::error::ErrorKind::ValueValidation, message),
-        None => cli.error(clap::error::ErrorKind::ValueValidation, message),
+        self.target.name()
     }
 }
 
@@ -170,16 +243,13 @@ fn usage_error(message: String) -> clap::Error {
 /// report (a table, or one JSON object with `--json`) on stdout. Returns an
 /// error, so that the process exits 1, when the server could not be reached
 /// or when any reply was mismatched or lost.
-pub fn run(args: &BenchArgs) -> io::Result<()> {
-    if let Err(usage) = Plan::check(args) {
-        usage.exit();
-    }
-    let plan = Plan::from_args(args)?;
+pub fn run(options: &BenchOptions) -> io::Result<()> {
+    let plan = Plan::new(options)?;
     ensure_fd_limit(plan.conns)?;
     let (tally, senders, elapsed) = match plan.target {
-        BenchTarget::Echo => echo::run(&plan)?,
-        BenchTarget::Udp => udp::run(&plan)?,
-        BenchTarget::Chat => chat::run(&plan)?,
+        Target::Echo => echo::run(&plan)?,
+        Target::Udp => udp::run(&plan)?,
+        Target::Chat => chat::run(&plan)?,
     };
     let report = Report {
         plan: &plan,
@@ -187,7 +257,7 @@ pub fn run(args: &BenchArgs) -> io::Result<()> {
         elapsed,
         tally: &tally,
     };
-    if args.json {
+    if options.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
@@ -363,43 +433,47 @@ pub fn poll_once(poll: &mut Poll, events: &mut Events, timeout: Duration) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{parse_from, Command};
 
-    fn bench_args(extra: &[&str]) -> BenchArgs {
-        let mut argv = vec!["sockloop", "bench"];
-        argv.extend_from_slice(extra);
-        match parse_from(argv).unwrap().command {
-            Command::Bench(a) => a,
-            _ => unreachable!(),
+    fn options(target: Target) -> BenchOptions {
+        BenchOptions {
+            target,
+            to: None,
+            conns: 10,
+            size: 64,
+            pipeline: 1,
+            stop: Stop::After(Duration::from_secs(5)),
+            interval: None,
+            json: false,
         }
     }
 
     #[test]
-    fn target_limits_are_usage_errors() {
-        for bad in [
-            &["udp", "--size", "15"][..],
-            &["udp", "--size", "65508"],
-            &["chat", "--size", "31"],
-            &["chat", "--conns", "1"],
-            &["echo", "--pipeline", "4097"],
-        ] {
-            let err = Plan::check(&bench_args(bad)).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{bad:?}");
-        }
-        for good in [
-            &["echo", "--size", "1"][..],
-            &["udp", "--size", "16"],
-            &["chat", "--conns", "2", "--size", "32"],
-        ] {
-            assert!(Plan::check(&bench_args(good)).is_ok(), "{good:?}");
-        }
+    fn target_limits_are_checked() {
+        let with = |target, f: fn(&mut BenchOptions)| {
+            let mut o = options(target);
+            f(&mut o);
+            o.check()
+        };
+        assert!(with(Target::Udp, |o| o.size = 15).is_err());
+        assert!(with(Target::Udp, |o| o.size = 65_508).is_err());
+        assert!(with(Target::Chat, |o| o.size = 31).is_err());
+        assert!(with(Target::Echo, |o| o.pipeline = 4097).is_err());
+        let one = with(Target::Chat, |o| o.conns = 1).unwrap_err();
+        assert!(one.contains("--conns 2 or more"), "{one}");
+        assert!(with(Target::Echo, |o| o.size = 1).is_ok());
+        assert!(with(Target::Udp, |o| o.size = 16).is_ok());
+        assert!(with(Target::Chat, |o| {
+            o.conns = 2;
+            o.size = 32
+        })
+        .is_ok());
     }
 
     #[test]
     fn default_address_follows_the_target() {
-        let p = Plan::from_args(&bench_args(&["chat"])).unwrap();
+        let p = Plan::new(&options(Target::Chat)).unwrap();
         assert_eq!(p.addr.to_string(), config::DEFAULT_CHAT_ADDR);
-        let p = Plan::from_args(&bench_args(&["udp"])).unwrap();
+        let p = Plan::new(&options(Target::Udp)).unwrap();
         assert_eq!(p.addr.to_string(), config::DEFAULT_UDP_ECHO_ADDR);
     }
 }

@@ -52,6 +52,8 @@ pub struct Tally {
     pub latency: Histogram<u64>,
     /// When the last answer arrived; the end of the measured interval.
     pub last_answer: Option<Instant>,
+    /// Messages that may be started in all (`-n COUNT`; otherwise no limit).
+    pub limit: u64,
 }
 
 impl Tally {
@@ -69,7 +71,22 @@ impl Tally {
             latency: Histogram::new_with_bounds(1, LATENCY_MAX_NS, 3)
                 .expect("constant histogram bounds are valid"),
             last_answer: None,
+            limit: u64::MAX,
         }
+    }
+
+    /// All zero, limited to the plan's `-n COUNT` if it has one.
+    pub fn for_plan(plan: &Plan) -> Tally {
+        Tally {
+            limit: plan.count.unwrap_or(u64::MAX),
+            ..Tally::new()
+        }
+    }
+
+    /// Whether one more message may start (`-n COUNT` not reached yet).
+    #[inline]
+    pub fn may_start(&self) -> bool {
+        self.sent < self.limit
     }
 
     /// One answer matched: count it and its latency.
@@ -196,7 +213,7 @@ impl Report<'_> {
         let p = self.plan;
         let mut s = String::new();
         let unit = match p.target {
-            crate::cli::BenchTarget::Chat => "lines delivered",
+            super::Target::Chat => "lines delivered",
             _ => "messages",
         };
         let _ = writeln!(
@@ -206,7 +223,7 @@ impl Report<'_> {
             p.addr,
             p.conns,
             match p.target {
-                crate::cli::BenchTarget::Chat => format!(" ({} sending)", self.senders),
+                super::Target::Chat => format!(" ({} sending)", self.senders),
                 _ => String::new(),
             },
             p.size,
@@ -226,14 +243,25 @@ impl Report<'_> {
             t.bytes,
             human_bytes(self.per_second(t.bytes))
         );
+        let max_us = us(t.latency.max());
+        // Microseconds read well up to 10 000; past that, milliseconds do.
+        let (unit, scale, places) = if max_us >= 10_000.0 {
+            ("ms", 1000.0, 2)
+        } else {
+            ("us", 1.0, 1)
+        };
         let _ = writeln!(
             s,
-            "  {:<16} p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-            "latency (us)",
-            self.quantile_us(0.5),
-            self.quantile_us(0.99),
-            self.quantile_us(0.999),
-            us(t.latency.max()),
+            "  {:<16} p50 {:.*}  p99 {:.*}  p99.9 {:.*}  max {:.*}",
+            format!("latency ({unit})"),
+            places,
+            self.quantile_us(0.5) / scale,
+            places,
+            self.quantile_us(0.99) / scale,
+            places,
+            self.quantile_us(0.999) / scale,
+            places,
+            max_us / scale,
         );
         let _ = writeln!(
             s,
@@ -282,65 +310,172 @@ pub fn json_escape(text: &str) -> String {
     s
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal (never in
-/// pipes, logs or tests). Redrawn at most every [`Progress::EVERY`].
+/// Progress on stderr while the bench runs: a bar, redrawn at most every
+/// [`Progress::EVERY`], when stderr is a terminal; otherwise (a log file, a
+/// pipe, CI) one line per `--interval`, as iperf3 prints them, so that a long
+/// run in a log shows how it went; otherwise nothing.
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    show: Show,
+    /// Messages and time at the last interval line.
+    last_messages: u64,
+    last_at: Duration,
     next_draw: Instant,
+    label: String,
+    /// With `-n COUNT`, the bar counts messages started instead of time.
+    count: Option<u64>,
+}
+
+enum Show {
+    Nothing,
+    Bar(ProgressBar),
+    Lines(Duration),
 }
 
 impl Progress {
     /// How often the bar is redrawn.
     pub const EVERY: Duration = Duration::from_millis(100);
 
-    /// A bar for a run of `duration`, or nothing when stderr is not a terminal.
-    pub fn new(label: &str, duration: Duration) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(duration.as_millis().max(1) as u64);
+    /// Progress for `plan`: a bar when stderr is a terminal, else lines
+    /// every `plan.interval` if it has one, else nothing.
+    pub fn new(label: &str, plan: &Plan) -> Progress {
+        let show = if std::io::stderr().is_terminal() {
+            let len = plan
+                .count
+                .unwrap_or(plan.duration.as_millis().max(1) as u64);
+            let bar = ProgressBar::new(len);
             if let Ok(style) =
                 ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed_precise} {msg}")
             {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_prefix(label.to_string());
-            bar
-        });
+            Show::Bar(bar)
+        } else {
+            match plan.interval {
+                Some(every) => Show::Lines(every),
+                None => Show::Nothing,
+            }
+        };
+        let first = match show {
+            Show::Lines(every) => Instant::now() + every,
+            _ => Instant::now(),
+        };
         Progress {
-            bar,
-            next_draw: Instant::now(),
+            show,
+            last_messages: 0,
+            last_at: Duration::ZERO,
+            next_draw: first,
+            label: label.to_string(),
+            count: plan.count,
         }
     }
 
-    /// Whether a bar is drawn at all (the loop then wakes up to redraw it).
+    /// Whether anything is shown at all (the loop then wakes up for it).
     pub fn visible(&self) -> bool {
-        self.bar.is_some()
+        !matches!(self.show, Show::Nothing)
     }
 
-    /// When the bar next wants drawing, if it is drawn.
+    /// When the progress next wants drawing, if it is shown.
     pub fn next_draw(&self) -> Option<Instant> {
-        self.bar.as_ref().map(|_| self.next_draw)
+        self.visible().then_some(self.next_draw)
     }
 
     /// Redraw if it is time: position in the run, answers so far, errors.
     pub fn update(&mut self, now: Instant, since_start: Duration, tally: &Tally) {
-        let Some(bar) = &self.bar else { return };
         if now < self.next_draw {
             return;
         }
-        self.next_draw = now + Self::EVERY;
-        bar.set_position(since_start.as_millis() as u64);
-        let secs = since_start.as_secs_f64().max(1e-3);
-        bar.set_message(format!(
-            "{:.0}/s, {} errors",
-            tally.messages as f64 / secs,
+        match &self.show {
+            Show::Nothing => {}
+            Show::Bar(bar) => {
+                self.next_draw = now + Self::EVERY;
+                bar.set_position(match self.count {
+                    Some(_) => tally.sent,
+                    None => since_start.as_millis() as u64,
+                });
+                let secs = since_start.as_secs_f64().max(1e-3);
+                bar.set_message(format!(
+                    "{:.0}/s, {} errors",
+                    tally.messages as f64 / secs,
+                    tally.errors()
+                ));
+            }
+            Show::Lines(every) => {
+                self.next_draw = now + *every;
+                eprintln!("{}", self.interval_line(since_start, tally));
+                self.last_messages = tally.messages;
+                self.last_at = since_start;
+            }
+        }
+    }
+
+    /// One interval: `bench echo   1.00-2.00 s  51234 messages  51234/s  0 errors`.
+    fn interval_line(&self, since_start: Duration, tally: &Tally) -> String {
+        let messages = tally.messages - self.last_messages;
+        let secs = (since_start - self.last_at).as_secs_f64().max(1e-3);
+        format!(
+            "{} {:>7.2}-{:.2} s  {messages} messages  {:.0}/s  {} errors",
+            self.label,
+            self.last_at.as_secs_f64(),
+            since_start.as_secs_f64(),
+            messages as f64 / secs,
             tally.errors()
-        ));
+        )
     }
 
     /// Remove the bar, so the report starts on a clean line.
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Show::Bar(bar) = &self.show {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Target;
+
+    fn text_with_latencies(latencies_us: &[u64]) -> String {
+        let plan = Plan {
+            target: Target::Echo,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            conns: 1,
+            size: 64,
+            pipeline: 1,
+            duration: Duration::from_secs(1),
+            count: None,
+            interval: None,
+        };
+        let mut tally = Tally::new();
+        for &us in latencies_us {
+            tally.answered(64, us * 1000, Instant::now());
+        }
+        Report {
+            plan: &plan,
+            senders: 1,
+            elapsed: Duration::from_secs(1),
+            tally: &tally,
+        }
+        .to_text()
+    }
+
+    #[test]
+    fn latency_is_in_microseconds_below_ten_thousand() {
+        let text = text_with_latencies(&[40, 50, 9_000]);
+        assert!(text.contains("latency (us)"), "{text}");
+        assert!(text.contains("max 9") && text.contains(".0"), "{text}");
+    }
+
+    #[test]
+    fn latency_is_in_milliseconds_past_ten_thousand_microseconds() {
+        let text = text_with_latencies(&[2_000, 31_785]);
+        assert!(text.contains("latency (ms)"), "{text}");
+        // hdrhistogram keeps 3 significant digits: 31 785 us reads 31.79 ms.
+        assert!(
+            text.contains("max 31.7") || text.contains("max 31.8"),
+            "{text}"
+        );
+        assert!(!text.contains("31785"), "{text}");
     }
 }

@@ -189,7 +189,11 @@ impl Flow {
                 }
             }
         }
-        while let Some(len) = self.flow.next_datagram(sbuf, turn.now_ns) {
+        // Stop at `-n COUNT`; the loop then ends the load phase.
+        while tally.may_start() {
+            let Some(len) = self.flow.next_datagram(sbuf, turn.now_ns) else {
+                break;
+            };
             match self.socket.send(&sbuf[..len]) {
                 Ok(_) => self.flow.sent(turn.now_ns, tally),
                 // Full: the writable edge (always registered) resumes it.
@@ -308,8 +312,8 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         rbuf: vec![0u8; READ_BUF_SIZE],
         sbuf: vec![0u8; plan.size],
     };
-    let mut tally = Tally::new();
-    let mut progress = Progress::new("bench udp", plan.duration);
+    let mut tally = Tally::for_plan(plan);
+    let mut progress = Progress::new("bench udp", plan);
     // The drain lasts until every datagram is answered or timed out.
     let mut schedule = Schedule::new(plan.duration, UDP_LOSS_TIMEOUT + 2 * LOSS_SCAN_EVERY);
     let timeout_ns = UDP_LOSS_TIMEOUT.as_nanos() as u64;
@@ -323,7 +327,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         let now = Instant::now();
         let was_running = schedule.running();
         schedule.advance(now);
-        if fleet.live == 0 {
+        if fleet.live == 0 || !tally.may_start() {
             schedule.stop(now);
         }
         if was_running && !schedule.running() {

@@ -42,12 +42,12 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::lines::LineSplitter;
+use super::lines::{ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
+use super::terminal::{Output, TerminalGuard};
 use super::{
     Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
-use crate::cli::ChatArgs;
 use crate::config::READ_BUF_SIZE;
 use crate::net::{self, ReadOutcome};
 
@@ -55,6 +55,16 @@ use crate::net::{self, ReadOutcome};
 pub const SOCKET: Token = Token(0);
 /// The token of stdin (polled directly, or woken by the stdin thread).
 pub const STDIN: Token = Token(1);
+
+/// How a sockloop chat server greets every client, first thing. A first
+/// line that does not start with this means we are talking to something
+/// else (the echo port, say), and the user is warned.
+pub const WELCOME_PREFIX: &[u8] = b"* welcome to sockloop chat";
+
+/// The prompt of the interactive client. Lines the user sends stay on the
+/// screen after it (`> hello`), which tells them apart from received ones
+/// (`<bob> hi`, `* notices`).
+pub const PROMPT: &str = "> ";
 
 /// Where the conversation with the server is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +78,17 @@ pub enum Phase {
     Quitting,
 }
 
+/// What `sockloop chat` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatOptions {
+    /// The chat server, `host:port`.
+    pub addr: String,
+    /// Send `/nick NAME` first.
+    pub nick: Option<String>,
+}
+
 /// Run `sockloop chat`.
-pub fn run(args: &ChatArgs) -> io::Result<()> {
+pub fn run(args: &ChatOptions) -> io::Result<()> {
     if let Some(nick) = &args.nick {
         if nick.is_empty() || nick.contains(|c: char| c.is_control()) {
             return Err(io::Error::new(
@@ -90,7 +109,7 @@ pub fn run(args: &ChatArgs) -> io::Result<()> {
             chat.note(event);
         }
         if chat.turn(poll.registry())? == Done::Yes {
-            return Ok(());
+            return chat.finish();
         }
     }
 }
@@ -115,6 +134,17 @@ struct Chat {
     read_buf: Vec<u8>,
     /// Lines to print, gathered so that one read becomes one write to stdout.
     to_print: Vec<u8>,
+    /// Where received lines go: stdout, or above the editor's input line.
+    output: Output,
+    /// Restores the terminal when the client ends (interactive only).
+    _terminal: Option<TerminalGuard>,
+    /// Whether the first received line was looked at (for the welcome).
+    greeted: bool,
+    /// Watches typed lines for `bye`, which ends the client even against a
+    /// server that does not close on it.
+    typed: ByeWatcher,
+    /// The line that started [`Phase::Quitting`]: `/quit` or `bye`.
+    quit_line: &'static str,
 }
 
 impl Chat {
@@ -137,6 +167,35 @@ impl Chat {
             received: LineSplitter::new(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
+            output: Output::Plain,
+            _terminal: None,
+            greeted: false,
+            typed: ByeWatcher::new(),
+            quit_line: "/quit",
+        }
+    }
+
+    /// The session is over: give the terminal back, then print the last
+    /// lines received straight to stdout. (The editor's printer hands text
+    /// to the editor thread, which draws it a moment later; text handed to
+    /// it now could be drawn after the process is gone, or not at all.)
+    fn finish(mut self) -> io::Result<()> {
+        drop(self._terminal.take());
+        Output::Plain.print(&mut self.to_print)
+    }
+
+    /// A note for the user: above the input line in a terminal, else on
+    /// stderr (stdout carries only what the server sent).
+    fn warn(&mut self, message: &str) -> io::Result<()> {
+        match self.output {
+            Output::Plain => {
+                eprintln!("sockloop: {message}");
+                Ok(())
+            }
+            Output::Editor(_) => {
+                let mut text = format!("sockloop: {message}\n").into_bytes();
+                self.output.print(&mut text)
+            }
         }
     }
 
@@ -179,9 +238,10 @@ impl Chat {
         }
         if self.phase == Phase::Quitting && self.deadline.expired() {
             eprintln!(
-                "sockloop: {} did not close the connection within {} of /quit; closing",
+                "sockloop: {} did not close the connection within {} of {}; closing",
                 self.server,
-                super::show_secs(CLOSE_WAIT)
+                super::show_secs(CLOSE_WAIT),
+                self.quit_line
             );
             return Ok(Done::Yes);
         }
@@ -205,7 +265,10 @@ impl Chat {
         log::debug!("chat: connected to {peer}");
         self.phase = Phase::Chatting;
         self.deadline = Deadline::never();
-        self.stdin = Some(Stdin::register(registry, STDIN)?);
+        let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
+        self.stdin = Some(stdin);
+        self.output = output;
+        self._terminal = guard;
         // stdin may already hold input; a directly polled pipe reports that
         // with an event, a helper thread with a wake-up, but trying costs
         // one read and saves a turn.
@@ -222,9 +285,27 @@ impl Chat {
             match net::read_once(&mut self.stream, &mut self.read_buf) {
                 Ok(ReadOutcome::Data(n)) => {
                     budget = budget.saturating_sub(n);
-                    let to_print = &mut self.to_print;
-                    self.received
-                        .push(&self.read_buf[..n], |line| super::add_line(to_print, line));
+                    let (to_print, greeted) = (&mut self.to_print, &mut self.greeted);
+                    let mut stranger = None;
+                    self.received.push(&self.read_buf[..n], |line| {
+                        if !*greeted {
+                            *greeted = true;
+                            if !line.starts_with(WELCOME_PREFIX) {
+                                stranger = Some(super::lines::printable(line).into_owned());
+                            }
+                        }
+                        super::add_line(to_print, line)
+                    });
+                    if let Some(first) = stranger {
+                        self.output.print(&mut self.to_print)?;
+                        let warning = format!(
+                            "warning: {} does not greet like a sockloop chat server \
+                             (its first line is {first:?}); is it the chat port? \
+                             A line bye still ends this client.",
+                            self.server
+                        );
+                        self.warn(&warning)?;
+                    }
                 }
                 Ok(ReadOutcome::WouldBlock) => {
                     self.socket_readable = false;
@@ -238,12 +319,18 @@ impl Chat {
                     break;
                 }
                 Err(e) => {
-                    super::print(&mut self.to_print)?;
-                    return self.lost(e);
+                    let outcome = self.lost(e);
+                    if outcome.is_err() {
+                        self.output.print(&mut self.to_print)?;
+                    }
+                    return outcome;
                 }
             }
         }
-        super::print(&mut self.to_print)?;
+        // The lines of the last turn wait for [`Chat::finish`].
+        if done == Done::No {
+            self.output.print(&mut self.to_print)?;
+        }
         Ok(done)
     }
 
@@ -265,7 +352,17 @@ impl Chat {
             match stdin.read(&mut self.read_buf[..room])? {
                 ReadOutcome::Data(n) => {
                     budget -= n;
-                    self.outbox.push(&self.read_buf[..n]);
+                    let typed = &self.read_buf[..n];
+                    match self.typed.scan(typed) {
+                        Some(through_bye) => {
+                            // A sockloop server closes on `bye`; anything
+                            // else gets CLOSE_WAIT to do so, then we close.
+                            self.outbox.push(&typed[..through_bye]);
+                            log::debug!("chat: bye typed");
+                            self.quit(registry, "bye");
+                        }
+                        None => self.outbox.push(typed),
+                    }
                     if let Err(e) = self.outbox.flush(&mut self.stream) {
                         return self.lost(e);
                     }
@@ -273,18 +370,25 @@ impl Chat {
                 ReadOutcome::WouldBlock => self.stdin_ready = false,
                 ReadOutcome::Eof => {
                     log::debug!("chat: end of stdin; sending /quit");
-                    if let Some(stdin) = self.stdin.take() {
-                        stdin.close(registry);
-                    }
-                    self.stdin_ready = false;
                     self.outbox.finish_line();
                     self.outbox.push(b"/quit\n");
-                    self.phase = Phase::Quitting;
-                    self.deadline = Deadline::after(CLOSE_WAIT);
+                    self.quit(registry, "/quit");
                 }
             }
         }
         Ok(Done::No)
+    }
+
+    /// The last line (`/quit` or `bye`) is queued: stop reading stdin and
+    /// wait, at most [`CLOSE_WAIT`], for the server to close.
+    fn quit(&mut self, registry: &Registry, line: &'static str) {
+        if let Some(stdin) = self.stdin.take() {
+            stdin.close(registry);
+        }
+        self.stdin_ready = false;
+        self.quit_line = line;
+        self.phase = Phase::Quitting;
+        self.deadline = Deadline::after(CLOSE_WAIT);
     }
 
     /// The connection failed under us. After `/quit` that is just the server

@@ -14,6 +14,10 @@
 //!   regular file, `/dev/null`).
 //! - [`lines`]: splitting received bytes into lines and making them safe to
 //!   print on a terminal.
+//! - [`terminal`]: in a terminal, `chat` and `talk` keep an input line with
+//!   editing and history (a line editor on a helper thread) and print
+//!   received lines above it; with pipes and files, stdout is exactly the
+//!   lines received.
 //! - [`Deadline`]: the one timer each client needs, turned into a poll timeout
 //!   (mio has no timers of its own).
 //!
@@ -43,6 +47,7 @@ pub mod lines;
 pub mod send;
 pub mod stdin;
 pub mod talk;
+pub mod terminal;
 
 /// Whether a client's loop is finished (the answer of each turn).
 #[derive(Debug, PartialEq, Eq)]
@@ -86,7 +91,7 @@ pub fn connect(addr: &str) -> io::Result<(TcpStream, SocketAddr)> {
 /// the connect is still in progress (keep waiting); `Err` (naming `addr`) when
 /// it failed, e.g. "connect to 127.0.0.1:9: Connection refused".
 ///
-/// The order matters (DESIGN.md, trap 9): `take_error()` first, because a
+/// The order matters (docs/pitfalls.md, "Non-blocking connect"): `take_error()` first, because a
 /// failed connect reports its reason there (`SO_ERROR`); then `peer_addr()`,
 /// which succeeds only on a connected socket.
 pub fn connect_result(stream: &TcpStream, addr: SocketAddr) -> io::Result<Option<SocketAddr>> {
@@ -148,8 +153,8 @@ impl Deadline {
     }
 }
 
-/// One `Poll::poll` that treats `EINTR` as "no events this time" (DESIGN.md,
-/// trap 11): the caller's loop then checks its deadline and polls again.
+/// One `Poll::poll` that treats `EINTR` as "no events this time" (docs/pitfalls.md,
+/// "Signals in a poll loop"): the caller's loop then checks its deadline and polls again.
 /// `timeout` is `None` to wait for events only.
 pub fn poll_once(
     poll: &mut mio::Poll,
@@ -166,12 +171,12 @@ pub fn poll_once(
 }
 
 /// Bytes a client reads from one source (socket or stdin) in one turn of its
-/// loop before giving the other source a turn (DESIGN.md, trap 5). A source
+/// loop before giving the other source a turn (docs/pitfalls.md, "Starvation and budgets"). A source
 /// with more to read makes the next poll return at once.
 pub const READ_BUDGET_PER_TURN: usize = 64 * 1024;
 
 /// Register `stream` for READABLE always, plus WRITABLE only while bytes
-/// wait in `outbox` (DESIGN.md, trap 6): the interest is a function of the
+/// wait in `outbox` (docs/pitfalls.md, "Partial writes and WRITABLE interest"): the interest is a function of the
 /// state. `current` is what the stream is registered with now; the
 /// `reregister` syscall happens only when that changes.
 pub fn update_interest(
@@ -194,25 +199,10 @@ pub fn update_interest(
 }
 
 /// Append one received line, made safe for a terminal, and its LF to the
-/// lines waiting for [`print()`].
+/// lines waiting for [`terminal::Output::print`].
 pub fn add_line(to_print: &mut Vec<u8>, line: &[u8]) {
     to_print.extend_from_slice(lines::printable(line).as_bytes());
     to_print.push(b'\n');
-}
-
-/// Write the gathered lines to stdout in one go, flush, and empty `to_print`.
-/// This blocks while stdout's reader is behind; see "Memory bounds" above.
-pub fn print(to_print: &mut Vec<u8>) -> io::Result<()> {
-    use std::io::Write;
-    if to_print.is_empty() {
-        return Ok(());
-    }
-    let mut out = io::stdout().lock();
-    out.write_all(to_print)
-        .and_then(|()| out.flush())
-        .map_err(|e| io::Error::new(e.kind(), format!("stdout: {e}")))?;
-    to_print.clear();
-    Ok(())
 }
 
 /// Bytes waiting for the socket, bounded by [`OUTBOX_LIMIT`].
@@ -263,7 +253,7 @@ impl Outbox {
     }
 
     /// Write until the outbox is empty or the socket would block. Errors
-    /// (`BrokenPipe` when the peer is gone: DESIGN.md, trap 15) are returned.
+    /// (`BrokenPipe` when the peer is gone: docs/pitfalls.md) are returned.
     pub fn flush<W: io::Write>(&mut self, dst: &mut W) -> io::Result<()> {
         while !self.queue.is_empty() {
             let mut slices = [IoSlice::new(&[])];

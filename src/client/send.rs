@@ -45,7 +45,6 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use super::{show_secs, Deadline};
-use crate::cli::SendArgs;
 use crate::config::READ_BUF_SIZE;
 use crate::net::{self, ReadOutcome, WriteOutcome};
 
@@ -56,14 +55,26 @@ pub const SOCKET: Token = Token(0);
 /// 2 MiB, so the echo of any message fits.
 pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
+/// What `sockloop send` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOptions {
+    /// UDP instead of TCP.
+    pub udp: bool,
+    /// The server, `host:port`.
+    pub to: String,
+    /// The whole exchange's time limit, connect included (`None`: forever).
+    pub timeout: Option<Duration>,
+    /// The message, words already joined.
+    pub message: String,
+}
+
 /// Run `sockloop send`.
-pub fn run(args: &SendArgs) -> io::Result<()> {
-    let message = args.message.join(" ");
-    let timeout = (args.timeout > 0.0).then(|| crate::cli::secs(args.timeout));
-    let reply = if args.udp {
-        udp_exchange(&args.to, message.as_bytes(), timeout)?
+pub fn run(options: &SendOptions) -> io::Result<()> {
+    let (to, message, timeout) = (&options.to, options.message.as_bytes(), options.timeout);
+    let reply = if options.udp {
+        udp_exchange(to, message, timeout)?
     } else {
-        tcp_exchange(&args.to, message.as_bytes(), timeout)?
+        tcp_exchange(to, message, timeout)?
     };
     let mut out = io::stdout().lock();
     out.write_all(b"Received from server: ")?;

@@ -33,7 +33,12 @@
 //!   both, by inetd or socat): it goes to the thread too. The cost is one
 //!   thread and one copy per chunk, which for typed input is nothing.
 //!
-//! Both paths are bounded: the polled path reads only into the caller's
+//! - **A line editor on a helper thread** ([`Stdin::register_interactive`], when
+//!   stdin and stdout are both terminals and the client wants editing): the
+//!   same channel and waker, fed by [`super::terminal`]'s editor with one
+//!   accepted line at a time instead of raw chunks.
+//!
+//! Every path is bounded: the polled path reads only into the caller's
 //! buffer, and the thread blocks once [`THREAD_CHANNEL_CHUNKS`] chunks wait,
 //! so a huge file on stdin is read no faster than the socket sends it.
 
@@ -126,6 +131,48 @@ impl Stdin {
         }
         // Drop restores blocking mode; a helper thread has already ended, or
         // ends on its next read when it finds the channel gone.
+    }
+
+    /// Make stdin a source of events for `token` as [`Stdin::register`]
+    /// does, but, when stdin and stdout are both terminals, through a line
+    /// editor (see [`super::terminal`]): the user's accepted lines arrive
+    /// here as bytes, exactly as a pipe would give them. Returns the output
+    /// that prints received lines (above the input line with the editor)
+    /// and, with the editor, the guard that restores the terminal. A
+    /// terminal the editor does not support gets the plain path.
+    pub fn register_interactive(
+        registry: &Registry,
+        token: Token,
+        prompt: &str,
+    ) -> io::Result<(
+        Stdin,
+        super::terminal::Output,
+        Option<super::terminal::TerminalGuard>,
+    )> {
+        use super::terminal::{self, Output, PreparedEditor};
+        if !terminal::is_interactive() {
+            return Ok((Stdin::register(registry, token)?, Output::Plain, None));
+        }
+        let editor = match PreparedEditor::new() {
+            Ok(editor) => editor,
+            Err(e) => {
+                log::debug!("stdin: no line editor ({e}); plain terminal input");
+                return Ok((Stdin::register(registry, token)?, Output::Plain, None));
+            }
+        };
+        let waker = Arc::new(Waker::new(registry, token)?);
+        let (tx, rx) = mpsc::sync_channel(THREAD_CHANNEL_CHUNKS);
+        let (output, guard) = editor.spawn(prompt, tx, Arc::clone(&waker))?;
+        log::debug!("stdin: a line editor on a helper thread (terminal)");
+        let stdin = Stdin {
+            source: Source::Thread {
+                chunks: rx,
+                current: Vec::new(),
+                taken: 0,
+                _waker: waker,
+            },
+        };
+        Ok((stdin, output, Some(guard)))
     }
 
     fn spawn_reader(registry: &Registry, token: Token) -> io::Result<Stdin> {

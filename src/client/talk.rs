@@ -52,10 +52,10 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::lines::{is_bye, ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
+use super::terminal::{Output, TerminalGuard};
 use super::{
     Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
 };
-use crate::cli::TalkArgs;
 use crate::config::READ_BUF_SIZE;
 use crate::net::{self, ReadOutcome};
 
@@ -65,6 +65,11 @@ pub const LISTENER: Token = Token(0);
 pub const PEER: Token = Token(1);
 /// The token of stdin (polled directly, or woken by the stdin thread).
 pub const STDIN: Token = Token(2);
+
+/// The prompt of the interactive client. What the user sends stays on the
+/// screen after it (`me> hello`), so their own lines are marked and the
+/// peer's lines (printed as received) are not.
+pub const PROMPT: &str = "me> ";
 
 /// Where the conversation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,15 +85,29 @@ pub enum Phase {
     Closing,
 }
 
+/// What `sockloop talk` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TalkOptions {
+    /// Which side of the conversation this is.
+    pub side: TalkSide,
+}
+
+/// Wait for the peer, or call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TalkSide {
+    /// `--listen ADDR`: wait for one peer there.
+    Listen(String),
+    /// `ADDR`: connect to the peer there.
+    Connect(String),
+}
+
 /// Run `sockloop talk`.
-pub fn run(args: &TalkArgs) -> io::Result<()> {
+pub fn run(options: &TalkOptions) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(16);
-    let mut talk = match (&args.listen, &args.addr) {
-        (Some(addr), _) => Talk::listen(addr, poll.registry())?,
-        (None, Some(addr)) => Talk::connect(addr, poll.registry())?,
-        // clap requires one of the two.
-        (None, None) => unreachable!("talk needs --listen ADDR or ADDR"),
+    let mut talk = match &options.side {
+        TalkSide::Listen(addr) => Talk::listen(addr, poll.registry())?,
+        TalkSide::Connect(addr) => Talk::connect(addr, poll.registry())?,
     };
     loop {
         super::poll_once(&mut poll, &mut events, talk.poll_timeout())?;
@@ -96,7 +115,7 @@ pub fn run(args: &TalkArgs) -> io::Result<()> {
             talk.note(event);
         }
         if talk.turn(poll.registry())? == Done::Yes {
-            return Ok(());
+            return talk.finish();
         }
     }
 }
@@ -125,6 +144,10 @@ struct Talk {
     received: LineSplitter,
     read_buf: Vec<u8>,
     to_print: Vec<u8>,
+    /// Where received lines go: stdout, or above the editor's input line.
+    output: Output,
+    /// Restores the terminal when the client ends (interactive only).
+    _terminal: Option<TerminalGuard>,
 }
 
 impl Talk {
@@ -146,6 +169,8 @@ impl Talk {
             received: LineSplitter::new(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
+            output: Output::Plain,
+            _terminal: None,
         }
     }
 
@@ -242,6 +267,14 @@ impl Talk {
         Ok(Done::No)
     }
 
+    /// The conversation is over: give the terminal back, then print the
+    /// last lines received straight to stdout (see `Chat::finish` in
+    /// [`super::chat`]: the editor's printer draws asynchronously).
+    fn finish(mut self) -> io::Result<()> {
+        drop(self._terminal.take());
+        Output::Plain.print(&mut self.to_print)
+    }
+
     /// Accept the one peer, then close the listener so nobody else can come.
     fn accept(&mut self, registry: &Registry) -> io::Result<()> {
         let Some((listener, local)) = &self.listener else {
@@ -276,7 +309,10 @@ impl Talk {
         self.peer = Some(peer);
         self.phase = Phase::Talking;
         self.deadline = Deadline::never();
-        self.stdin = Some(Stdin::register(registry, STDIN)?);
+        let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
+        self.stdin = Some(stdin);
+        self.output = output;
+        self._terminal = guard;
         // Input may be waiting on either side already; trying costs a read.
         self.stdin_ready = true;
         self.socket_ready = true;
@@ -329,11 +365,21 @@ impl Talk {
                 }
             }
         }
-        super::print(&mut self.to_print)?;
-        if peer_said_bye {
+        let outcome = if peer_said_bye {
             log::debug!("talk: {} said bye", self.peer_addr());
-            return Ok(Done::Yes);
+            Ok(Done::Yes)
+        } else {
+            self.ending(ended)
+        };
+        // The lines of the last turn wait for [`Talk::finish`].
+        if !matches!(outcome, Ok(Done::Yes)) {
+            self.output.print(&mut self.to_print)?;
         }
+        outcome
+    }
+
+    /// What the end of the peer's stream (or an error reading it) means.
+    fn ending(&mut self, ended: Option<io::Result<()>>) -> io::Result<Done> {
         match ended {
             None => Ok(Done::No),
             Some(Ok(())) if self.phase == Phase::Closing => Ok(Done::Yes),

@@ -121,7 +121,8 @@ impl<N: Net> Server<N> {
         }
         if service == Service::Chat {
             let id = client_id(key, serial);
-            self.with_hub(|hub, _, out| hub.handle_connect(id, out));
+            self.hub.handle_connect(id);
+            self.deliver_chat();
         }
     }
 }

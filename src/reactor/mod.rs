@@ -6,17 +6,24 @@
 //! turn of the loop goes:
 //!
 //! 1. **wait** in `poll` until an event, or the nearest timer deadline, or not
-//!    at all if some source still had work when its budget ran out;
+//!    at all if some source is *still ready* (see 3);
 //! 2. **dispatch** each event to its slab entry: accept, read or write until
-//!    the socket would block (edge-triggered readiness only reports changes),
-//!    within a per-event budget so that one busy peer cannot starve the rest;
-//!    bytes read go to the entry's sans-IO state machine
-//!    ([`crate::protocol`]);
-//! 3. run **still-ready** sources (those that ran out of budget last turn)
-//!    and due **timers** (idle timeouts, accept back-off, stats);
+//!    the socket would block, because mio's readiness is *edge-triggered*: an
+//!    event reports a change ("became readable") once, not a state, so bytes
+//!    left unread get no second event. Each source has a *budget* per turn
+//!    (bytes, accepts, datagrams) so that one busy peer cannot starve the
+//!    rest. Bytes read go to the entry's *sans-IO* state machine
+//!    ([`crate::protocol`]): protocol logic that never touches a socket or a
+//!    clock, bytes and `now` in, bytes and effects out;
+//! 3. run the **still-ready** sources: those that stopped on their budget
+//!    with work left (or whose paused input resumed), which the kernel will
+//!    not report again, so the loop keeps them on a list of its own and does
+//!    not sleep while it is not empty; then due **timers** (idle timeouts,
+//!    accept back-off, stats);
 //! 4. **flush** every connection that got new output this turn: write first,
 //!    and ask for WRITABLE only if bytes remain (Redis's "handle clients with
-//!    pending writes before sleeping");
+//!    pending writes before sleeping"); a connection's *interest*, what
+//!    epoll watches it for, is a function of its state;
 //! 5. **sweep**: connections marked closing during the turn leave the slab
 //!    only now, after the whole batch, so an event of a closed connection can
 //!    never reach a new connection that reused its slot.
@@ -37,6 +44,10 @@
 //! - `udp.rs`: UDP echo sockets;
 //! - `source.rs`: what a slab entry holds ([`Source`]); plus
 //!   [`timers`], [`stats`] and [`mod@trace`].
+//!
+//! Every term in italics is in the repository's `docs/glossary.md`, and
+//! `docs/build-your-own.md` builds this loop up from a blocking server in
+//! five runnable steps (`examples/`).
 
 mod accept;
 pub mod audit;
@@ -58,39 +69,22 @@ use log::{debug, info, trace, warn};
 use mio::{Interest, Token};
 use slab::Slab;
 
-use crate::buffer::{BufferPool, ChunkQueue, SharedLine};
-use crate::cli::ServeArgs;
+use crate::buffer::{BufferPool, ChunkQueue};
 use crate::config::{self, ServeConfig, Service};
 use crate::net::mio::MioNet;
 use crate::net::{
     interrupted, read_once, would_block, write_once, EventList, Net, ReadOutcome, Readiness,
     WriteOutcome, SIGNAL_TOKEN,
 };
-use crate::protocol::chat::{self, ChatLimits, ClientId, Hub, LeaveReason, Outbox};
+use crate::protocol::chat::delivery::Delivery;
+use crate::protocol::chat::{self, ChatLimits, Hub, LeaveReason};
 use crate::protocol::echo::EchoSession;
 use crate::protocol::udp_echo::{Disposition, UdpEcho, UdpLimits};
-use source::{
-    client_id, key_of, serial_matches, ChatConn, CloseReason, Conn, Entry, Listener, Proto,
-};
+use source::{client_id, ChatConn, CloseReason, Conn, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
 use timers::Timers;
 use trace::{EventTrace, Moved, Ready};
-
-/// Run `sockloop serve`: bind every socket, print the `listening` lines, and
-/// run the loop until a signal and the drain that follows.
-pub fn serve(args: &ServeArgs) -> io::Result<()> {
-    let config = ServeConfig::from_args(args);
-    let mut server = Server::bind(config)?;
-    {
-        let mut out = io::stdout().lock();
-        for (service, addr) in server.local_addrs() {
-            writeln!(out, "listening {} {}", service.name(), addr)?;
-        }
-        out.flush()?;
-    }
-    server.run()
-}
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,14 +114,16 @@ pub struct Server<N: Net = MioNet> {
     next_serial: u64,
     /// Sources that ran out of budget with work left: (key, serial).
     still_ready: Vec<(usize, u64)>,
-    /// The other half of `still_ready`'s double buffer (see `retry_still_ready`).
+    /// The other half of `still_ready`'s double buffer: during a turn, the
+    /// sources that ran out of budget in the turn before, to retry now.
     retry_scratch: Vec<(usize, u64)>,
     /// Connections with new output to write before the next poll.
     flush_list: Vec<usize>,
     /// Connections marked closing this turn, removed at the sweep.
     closing: Vec<usize>,
-    /// Chat clients whose output passed `--out-limit` during a hub call.
-    too_slow: Vec<ClientId>,
+    /// The chat output policy (`--out-limit`, too slow), applied to the
+    /// hub's effects.
+    delivery: Delivery,
     /// Pending output of all connections together, as `--max-pending`
     /// counts it (the sum of every connection's [`Conn::pending_cost`]).
     pending_total: usize,
@@ -217,7 +213,7 @@ impl<N: Net> Server<N> {
             retry_scratch: Vec::new(),
             flush_list: Vec::new(),
             closing: Vec::new(),
-            too_slow: Vec::new(),
+            delivery: Delivery::new(config.out_limit),
             pending_total: 0,
             paused_for_total: Vec::new(),
             timers: Timers::new(),
@@ -289,6 +285,12 @@ impl<N: Net> Server<N> {
             Err(e) => return Err(e),
         }
         self.now = self.net.now();
+        // The sources to retry this turn are those that ran out of budget
+        // before this poll; any that run out during this turn wait for the
+        // next, so a budget is spent at most once per source per turn
+        // (except a source that also has a fresh event). Swapping two Vecs
+        // keeps both allocations alive: this costs nothing per turn.
+        std::mem::swap(&mut self.retry_scratch, &mut self.still_ready);
         if let (Some(t), Some(from)) = (self.trace.as_mut(), waited_from) {
             t.poll_wait(from, self.now, events.ready().count(), timeout);
         }
@@ -305,7 +307,7 @@ impl<N: Net> Server<N> {
         });
         self.step(
             "still-ready",
-            self.still_ready.len(),
+            self.retry_scratch.len(),
             Server::retry_still_ready,
         );
         self.fire_timers();
@@ -463,7 +465,8 @@ impl<N: Net> Server<N> {
                 self.sources.remove(key);
             }
         }
-        self.with_hub(|hub, _, out| hub.handle_shutdown(out));
+        self.hub.handle_shutdown();
+        self.deliver_chat();
         let keys: Vec<usize> = self.sources.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Source::Conn(conn) = &mut self.sources[key].source {
@@ -475,7 +478,6 @@ impl<N: Net> Server<N> {
                 self.queue_flush(key);
             }
         }
-        self.settle_too_slow();
     }
 
     fn drain_finished(&mut self) -> bool {
@@ -504,15 +506,13 @@ impl<N: Net> Server<N> {
 
     // ----- timers ------------------------------------------------------
 
+    /// Dispatch again every source that ran out of budget last turn. Those
+    /// that run out again re-enter `still_ready`, for the next turn.
     fn retry_still_ready(&mut self) {
-        if self.still_ready.is_empty() {
+        if self.retry_scratch.is_empty() {
             return;
         }
-        // Sources that run out of budget again re-enter `still_ready` while we
-        // iterate, so iterate a swapped-out list; swapping two Vecs back and
-        // forth keeps both allocations alive, so this costs nothing per turn.
         let mut retry = std::mem::take(&mut self.retry_scratch);
-        std::mem::swap(&mut retry, &mut self.still_ready);
         for &(key, serial) in &retry {
             if self.sources.get(key).is_some_and(|e| e.serial == serial) {
                 self.dispatch(Token(key), Readiness::RETRY);

@@ -1,71 +1,73 @@
-//! The seam between the chat hub and the connections: the hub (sans-IO)
-//! sends lines to client ids through an [`Outbox`]; [`ConnOutbox`] turns
-//! that into a reference-count increment on the recipient's output queue, and
-//! notes recipients whose output would pass `--out-limit` so the reactor can
-//! disconnect them as too slow once the hub call has returned.
+//! The seam between the chat hub and the connections. The hub is sans-IO: it
+//! takes events and queues [`Effect`](crate::protocol::chat::Effect)s. After
+//! every hub call (and before every flush) the reactor takes those effects
+//! out and carries them out with the shared delivery policy
+//! ([`Delivery`](crate::protocol::chat::delivery::Delivery)) over the slab: a line becomes a handle on the recipient's
+//! output queue, a close marks the connection finishing. The clients found
+//! too slow are then closed one at a time, which tells the hub, whose leave
+//! notices go the same way; a plain loop, nothing calls back into the
+//! reactor.
 
+use slab::Slab;
+
+use super::source::{key_of, serial_matches, CloseReason, Conn, Entry, Proto, Source};
+use super::stats::Stats;
 use super::tcp::queue_flush;
-use super::*;
+use super::Server;
+use crate::buffer::ChunkQueue;
+use crate::net::Net;
+use crate::protocol::chat::delivery::Queues;
+
+use crate::protocol::chat::ClientId;
 
 impl<N: Net> Server<N> {
-    /// Call the hub with an outbox over the connections (and the read
-    /// buffer, whose bytes the hub frames in place), then deal with any
-    /// client that turned out too slow.
-    pub(super) fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &[u8], &mut ConnOutbox<'_, N>)) {
-        let Server {
-            hub,
-            read_buf,
-            sources,
-            flush_list,
-            too_slow,
-            stats,
-            config,
-            pending_total,
-            ..
-        } = self;
-        let mut out = ConnOutbox {
-            sources,
-            flush_list,
-            too_slow,
-            stats,
-            pending_total,
-            out_limit: config.out_limit,
-        };
-        f(hub, read_buf, &mut out);
-        self.settle_too_slow();
-    }
-
-    /// Disconnect every client the outbox found too slow. Each leave notice
-    /// may find another one too slow, so loop until none is left.
-    pub(super) fn settle_too_slow(&mut self) {
-        while let Some(id) = self.too_slow.pop() {
-            let key = key_of(id);
-            if self
-                .sources
-                .get(key)
-                .is_some_and(|e| serial_matches(id, e.serial))
-            {
-                self.close_conn(key, CloseReason::TooSlow);
+    /// Carry out every effect the hub has queued, then disconnect the
+    /// clients that turned out too slow, until there is nothing left to do.
+    pub(super) fn deliver_chat(&mut self) {
+        while self.hub.pending_effects() > 0 {
+            let Server {
+                hub,
+                delivery,
+                sources,
+                flush_list,
+                pending_total,
+                stats,
+                ..
+            } = self;
+            let mut queues = SlabQueues {
+                sources,
+                flush_list,
+                pending_total,
+                stats,
+            };
+            delivery.apply_all(hub, &mut queues);
+            while let Some(id) = self.delivery.next_too_slow() {
+                let key = key_of(id);
+                if self
+                    .sources
+                    .get(key)
+                    .is_some_and(|e| serial_matches(id, e.serial))
+                {
+                    // Tells the hub, which queues the leave notices: the
+                    // outer loop delivers them.
+                    self.close_conn(key, CloseReason::TooSlow);
+                }
             }
         }
     }
 }
 
-/// The hub's view of the connections: sending a line queues a handle to it
-/// on the recipient's output (no copy); a recipient whose output would pass
-/// `--out-limit` gets nothing more and is noted as too slow.
-pub(super) struct ConnOutbox<'a, N: Net> {
+/// The chat connections' output queues, as the delivery policy sees them.
+struct SlabQueues<'a, N: Net> {
     sources: &'a mut Slab<Entry<N>>,
     flush_list: &'a mut Vec<usize>,
-    too_slow: &'a mut Vec<ClientId>,
-    stats: &'a mut Stats,
     /// The server's count of all pending output (`--max-pending`).
     pending_total: &'a mut usize,
-    out_limit: usize,
+    stats: &'a mut Stats,
 }
 
-impl<N: Net> ConnOutbox<'_, N> {
-    pub(super) fn chat_conn(&mut self, id: ClientId) -> Option<&mut Conn<N>> {
+impl<N: Net> SlabQueues<'_, N> {
+    fn chat_conn(&mut self, id: ClientId) -> Option<&mut Conn<N>> {
         let entry = self.sources.get_mut(key_of(id))?;
         if !serial_matches(id, entry.serial) {
             return None;
@@ -77,35 +79,27 @@ impl<N: Net> ConnOutbox<'_, N> {
     }
 }
 
-impl<N: Net> Outbox for ConnOutbox<'_, N> {
-    fn send(&mut self, to: ClientId, line: &SharedLine) {
-        let out_limit = self.out_limit;
-        let Some(conn) = self.chat_conn(to) else {
-            return;
-        };
-        let Proto::Chat(chat) = &mut conn.proto else {
-            return;
-        };
-        if !chat.out.fits(line, out_limit) {
-            if !self.too_slow.contains(&to) {
-                self.too_slow.push(to);
-            }
-            return;
+impl<N: Net> Queues for SlabQueues<'_, N> {
+    fn queue(&mut self, id: ClientId) -> Option<&mut ChunkQueue> {
+        match &mut self.chat_conn(id)?.proto {
+            Proto::Chat(chat) => Some(&mut chat.out),
+            Proto::Echo(_) => None,
         }
-        let before = chat.out.cost();
-        chat.out.push(line);
-        *self.pending_total += chat.out.cost() - before;
-        self.stats.lines_relayed += 1;
-        queue_flush(self.sources, self.flush_list, key_of(to));
     }
 
-    fn close(&mut self, who: ClientId) {
-        let Some(conn) = self.chat_conn(who) else {
+    fn queued(&mut self, id: ClientId, cost: usize) {
+        *self.pending_total += cost;
+        self.stats.lines_relayed += 1;
+        queue_flush(self.sources, self.flush_list, key_of(id));
+    }
+
+    fn finish(&mut self, id: ClientId) {
+        let Some(conn) = self.chat_conn(id) else {
             return;
         };
         if let Proto::Chat(chat) = &mut conn.proto {
             chat.finishing = true;
         }
-        queue_flush(self.sources, self.flush_list, key_of(who));
+        queue_flush(self.sources, self.flush_list, key_of(id));
     }
 }

@@ -68,15 +68,43 @@ impl<N: Net> Server<N> {
                     let data = &self.read_buf[..n];
                     match &mut conn.proto {
                         Proto::Echo(e) => {
-                            e.handle_input(data, &mut self.pool);
-                            self.pending_total += n;
-                            self.queue_flush(key);
+                            // Nothing queued before these bytes: send them
+                            // straight from the read buffer, and keep only
+                            // what the socket did not take. Streaming then
+                            // copies nothing, and a request-response echo
+                            // costs one read and one write as before.
+                            let mut rest = data;
+                            if e.pending() == 0 {
+                                let from = self.trace.as_ref().map(|_| Instant::now());
+                                match write_once(
+                                    &mut self.net.io(&conn.stream),
+                                    &[IoSlice::new(data)],
+                                ) {
+                                    Ok(WriteOutcome::Wrote(w)) => {
+                                        conn.bytes_out += w as u64;
+                                        self.stats.bytes_out += w as u64;
+                                        rest = &data[w..];
+                                        if let (Some(t), Some(from)) = (self.trace.as_mut(), from) {
+                                            t.write(from, Instant::now(), key, w, n);
+                                        }
+                                    }
+                                    Ok(WriteOutcome::WouldBlock) => {}
+                                    Err(err) => {
+                                        self.close_conn(key, CloseReason::Error(err.to_string()));
+                                        return;
+                                    }
+                                }
+                            }
+                            if !rest.is_empty() {
+                                e.handle_input(rest, &mut self.pool);
+                                self.pending_total += rest.len();
+                                self.queue_flush(key);
+                            }
                         }
                         Proto::Chat(_) => {
                             let id = client_id(key, serial);
-                            self.with_hub(|hub, read_buf, out| {
-                                hub.handle_input(id, &read_buf[..n], out)
-                            });
+                            self.hub.handle_input(id, &self.read_buf[..n]);
+                            self.deliver_chat();
                         }
                     }
                     // A short read means the kernel had no more bytes: with
@@ -101,7 +129,8 @@ impl<N: Net> Server<N> {
                         }
                         Proto::Chat(_) => {
                             let id = client_id(key, serial);
-                            self.with_hub(|hub, _, out| hub.handle_eof(id, out));
+                            self.hub.handle_eof(id);
+                            self.deliver_chat();
                             self.queue_flush(key);
                         }
                     }
@@ -132,7 +161,12 @@ impl<N: Net> Server<N> {
     /// Write every connection that got output this turn. Runs after all
     /// events, so several chat lines queued in one turn leave in one writev.
     pub(super) fn flush_pending(&mut self) {
+        // Effects the hub queued outside a hub call of ours (leave notices
+        // of connections closed since) are delivered first; and again after
+        // each write, which may close a connection.
+        self.deliver_chat();
         while let Some(key) = self.flush_list.pop() {
+            self.deliver_chat();
             let Some(Entry {
                 source: Source::Conn(conn),
                 serial,
@@ -317,8 +351,9 @@ impl<N: Net> Server<N> {
         conn.closing = Some(reason);
         self.closing.push(key);
         if is_chat {
-            let id = client_id(key, serial);
-            self.with_hub(|hub, _, out| hub.handle_disconnect(id, leave, out));
+            // Its room is told; the notices are delivered by the caller's
+            // next `deliver_chat` (at the latest, the turn's flush).
+            self.hub.handle_disconnect(client_id(key, serial), leave);
         }
     }
 
@@ -512,8 +547,8 @@ pub(super) fn write_out<N: Net>(
             return Ok((written, WriteStop::Budget));
         }
         let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
-        // The socket is written through a shared borrow (mio implements
-        // Write for &TcpStream) while the output slices borrow the connection.
+        // mio implements Write for &TcpStream, so the socket can be written
+        // while the output slices still borrow the connection.
         let outcome = write_once(&mut net.io(&conn.stream), &iov[..n])?;
         let WriteOutcome::Wrote(w) = outcome else {
             return Ok((written, WriteStop::SocketFull));

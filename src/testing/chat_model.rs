@@ -1,7 +1,7 @@
 //! A naive model of the chat service, and a harness that runs the real
 //! [`Hub`] beside it and compares them after every step.
 //!
-//! [`ChatModel`] is SPEC.md's chat table written as plainly as possible:
+//! [`ChatModel`] is the chat table of docs/protocol.md written as plainly as possible:
 //! clients in a `BTreeMap`, rooms as lists of members in join order, names
 //! compared by lowercasing `String`s, commands split by hand, input framed
 //! by [`NaiveFramer`]. For every event it predicts, in order, each line the
@@ -38,7 +38,8 @@ use std::io::IoSlice;
 use std::sync::OnceLock;
 
 use crate::buffer::{ChunkQueue, SharedLine};
-use crate::protocol::chat::{ChatLimits, ClientId, Hub, LeaveReason, Outbox};
+use crate::protocol::chat::delivery::{Delivery, Queues};
+use crate::protocol::chat::{ChatLimits, ClientId, Effect, Hub, LeaveReason};
 use crate::testing::{check_output_line, sanitize, show, NaiveEvent, NaiveFramer};
 
 /// The room everyone starts in.
@@ -58,13 +59,24 @@ pub enum Expect {
 /// One output the hub produced.
 #[derive(Debug, Clone)]
 pub enum Actual {
-    /// `Outbox::send`.
+    /// [`Effect::Send`].
     Send(ClientId, SharedLine),
-    /// `Outbox::close`.
+    /// [`Effect::Close`].
     Close(ClientId),
 }
 
 impl Actual {
+    /// What the hub asked for, one recipient at a time.
+    pub fn of(effect: &Effect) -> Vec<Actual> {
+        match effect {
+            Effect::Send { to, line } => to
+                .iter()
+                .map(|to| Actual::Send(to, SharedLine::clone(line)))
+                .collect(),
+            Effect::Close { who } => vec![Actual::Close(*who)],
+        }
+    }
+
     /// As text for messages and comparisons.
     pub fn render(&self) -> String {
         match self {
@@ -96,7 +108,7 @@ impl Reason {
         }
     }
 
-    /// The words SPEC.md puts in parentheses.
+    /// The words the protocol puts in parentheses.
     fn words(self) -> &'static str {
         match self {
             Reason::Disconnected => "",
@@ -121,7 +133,7 @@ struct ModelRoom {
     members: Vec<ClientId>,
 }
 
-/// SPEC.md's chat service, naively. See the module docs.
+/// The chat service of docs/protocol.md, naively. See the module docs.
 #[derive(Debug)]
 pub struct ChatModel {
     max_line: usize,
@@ -138,7 +150,7 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-/// SPEC.md's name rule: 1 to 32 ASCII letters, digits, `_` and `-`.
+/// The protocol's name rule: 1 to 32 ASCII letters, digits, `_` and `-`.
 fn valid_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
         && name
@@ -520,48 +532,63 @@ struct Pipe {
     drained: usize,
 }
 
-/// The outbox: records every call, and queues lines under `out_limit`.
+/// The clients' side of the hub: every effect recorded, and each carried
+/// out on per-client queues by the server's own delivery policy
+/// ([`Delivery`]), as the reactor does.
 #[derive(Debug)]
 struct Recorder {
     log: Vec<Actual>,
     pipes: HashMap<ClientId, Pipe>,
+    delivery: Delivery,
     out_limit: usize,
-    too_slow: Vec<ClientId>,
 }
 
-impl Outbox for Recorder {
-    fn send(&mut self, to: ClientId, line: &SharedLine) {
-        self.log.push(Actual::Send(to, SharedLine::clone(line)));
-        let pipe = self.pipes.entry(to).or_default();
-        if pipe.queue.len() + line.len() > self.out_limit {
-            if !self.too_slow.contains(&to) {
-                self.too_slow.push(to);
+impl Recorder {
+    /// Take every effect out of `hub`, record it, and carry it out.
+    fn take(&mut self, hub: &mut Hub) {
+        while let Some(effect) = hub.poll_effect() {
+            self.log.extend(Actual::of(&effect));
+            // The queue of a client exists from its first line on, as a
+            // connection's does from its accept. Note what was offered, to
+            // mirror what the policy accepts byte for byte.
+            let mut offered = Vec::new();
+            if let Effect::Send { to, line } = &effect {
+                for to in to.iter() {
+                    let before = self.pipes.entry(to).or_default().queue.len();
+                    offered.push((to, SharedLine::clone(line), before));
+                }
             }
-            return;
+            self.delivery
+                .apply(effect, &mut PipeQueues(&mut self.pipes));
+            for (to, line, before) in offered {
+                let pipe = self.pipes.get_mut(&to).expect("created above");
+                if pipe.queue.len() > before {
+                    pipe.stream.extend_from_slice(&line);
+                }
+            }
         }
-        pipe.queue.push(line);
-        pipe.stream.extend_from_slice(line);
-    }
-
-    fn close(&mut self, who: ClientId) {
-        self.log.push(Actual::Close(who));
     }
 }
 
-/// An outbox that only records (for audits that must change nothing).
-#[derive(Debug, Default)]
-struct Scratch {
-    log: Vec<Actual>,
+/// The recorded queues as the delivery policy sees them.
+struct PipeQueues<'a>(&'a mut HashMap<ClientId, Pipe>);
+
+impl Queues for PipeQueues<'_> {
+    fn queue(&mut self, id: ClientId) -> Option<&mut ChunkQueue> {
+        self.0.get_mut(&id).map(|p| &mut p.queue)
+    }
+
+    fn queued(&mut self, _id: ClientId, _cost: usize) {}
+
+    fn finish(&mut self, _id: ClientId) {}
 }
 
-impl Outbox for Scratch {
-    fn send(&mut self, to: ClientId, line: &SharedLine) {
-        self.log.push(Actual::Send(to, SharedLine::clone(line)));
-    }
-
-    fn close(&mut self, who: ClientId) {
-        self.log.push(Actual::Close(who));
-    }
+/// Every effect `hub` has queued, recorded and not carried out (for audits
+/// that must change nothing).
+fn take_effects(hub: &mut Hub) -> Vec<Actual> {
+    std::iter::from_fn(|| hub.poll_effect())
+        .flat_map(|e| Actual::of(&e))
+        .collect()
 }
 
 /// The `/help` block of a real hub (it does not depend on the limits), read
@@ -573,12 +600,10 @@ fn help_lines() -> Vec<Vec<u8>> {
 
 fn read_help_lines() -> Vec<Vec<u8>> {
     let mut hub = Hub::new(ChatLimits { max_line: 4096 });
-    let mut out = Scratch::default();
-    hub.handle_connect(ClientId(1), &mut out);
-    out.log.clear();
-    hub.handle_input(ClientId(1), b"/help\n", &mut out);
-    let lines: Vec<Vec<u8>> = out
-        .log
+    hub.handle_connect(ClientId(1));
+    take_effects(&mut hub);
+    hub.handle_input(ClientId(1), b"/help\n");
+    let lines: Vec<Vec<u8>> = take_effects(&mut hub)
         .iter()
         .map(|a| match a {
             Actual::Send(ClientId(1), line) => line.to_vec(),
@@ -617,8 +642,8 @@ impl ChatHarness {
             out: Recorder {
                 log: Vec::new(),
                 pipes: HashMap::new(),
+                delivery: Delivery::new(out_limit),
                 out_limit,
-                too_slow: Vec::new(),
             },
             max_line,
             ids: Vec::new(),
@@ -657,7 +682,8 @@ impl ChatHarness {
     pub fn connect(&mut self) -> ClientId {
         let id = ClientId(self.ids.len() as u64 + 1);
         self.ids.push(id);
-        self.hub.handle_connect(id, &mut self.out);
+        self.hub.handle_connect(id);
+        self.out.take(&mut self.hub);
         self.model.connect(id);
         self.settle("connect");
         id
@@ -665,22 +691,24 @@ impl ChatHarness {
 
     /// Bytes from `id`, handed to the hub in one call.
     pub fn input(&mut self, id: ClientId, bytes: &[u8]) {
-        self.hub.handle_input(id, bytes, &mut self.out);
+        self.hub.handle_input(id, bytes);
+        self.out.take(&mut self.hub);
         self.model.input(id, bytes);
         self.settle(&format!("input from {} {}", id.0, show(bytes)));
     }
 
     /// `id` shut down its sending side.
     pub fn eof(&mut self, id: ClientId) {
-        self.hub.handle_eof(id, &mut self.out);
+        self.hub.handle_eof(id);
+        self.out.take(&mut self.hub);
         self.model.eof(id);
         self.settle(&format!("end of input from {}", id.0));
     }
 
     /// `id`'s connection is gone (or the server closed it for `reason`).
     pub fn disconnect(&mut self, id: ClientId, reason: Reason) {
-        self.hub
-            .handle_disconnect(id, reason.leave_reason(), &mut self.out);
+        self.hub.handle_disconnect(id, reason.leave_reason());
+        self.out.take(&mut self.hub);
         let was_connected = self.model.is_connected(id);
         self.model.disconnect(id, reason);
         if was_connected {
@@ -691,7 +719,8 @@ impl ChatHarness {
 
     /// The server shuts down.
     pub fn shutdown(&mut self) {
-        self.hub.handle_shutdown(&mut self.out);
+        self.hub.handle_shutdown();
+        self.out.take(&mut self.hub);
         self.model.shutdown();
         self.settle("shutdown");
     }
@@ -735,10 +764,11 @@ impl ChatHarness {
     /// check the hub's state.
     fn settle(&mut self, step: &str) {
         self.compare(step);
-        while !self.out.too_slow.is_empty() {
-            let id = self.out.too_slow.remove(0);
-            self.hub
-                .handle_disconnect(id, LeaveReason::TooSlow, &mut self.out);
+        // The server's own loop (see `protocol::chat::delivery`): the
+        // clients the policy found too slow, oldest first.
+        while let Some(id) = self.out.delivery.next_too_slow() {
+            self.hub.handle_disconnect(id, LeaveReason::TooSlow);
+            self.out.take(&mut self.hub);
             if self.model.is_connected(id) {
                 self.departed.insert(id);
             }
@@ -860,7 +890,7 @@ impl ChatHarness {
         }
         for pipe in self.out.pipes.values() {
             assert!(
-                pipe.queue.len() <= self.out.out_limit,
+                pipe.queue.cost() <= self.out.out_limit,
                 "{step}: queue bound"
             );
         }
@@ -878,9 +908,11 @@ impl ChatHarness {
         if !self.model.between_lines(id) || ask.len() - 1 > self.max_line {
             return;
         }
-        let mut scratch = Scratch::default();
-        self.hub.handle_input(id, ask, &mut scratch);
-        let got: Vec<String> = scratch.log.iter().map(Actual::render).collect();
+        self.hub.handle_input(id, ask);
+        let got: Vec<String> = take_effects(&mut self.hub)
+            .iter()
+            .map(Actual::render)
+            .collect();
         assert_eq!(
             got,
             vec![format!("{} {}", id.0, show(&want))],

@@ -81,7 +81,7 @@ pub enum NaiveEvent {
     TooLong,
 }
 
-/// The simplest framer that follows the rules of SPEC.md: one byte at a
+/// The simplest framer that follows the protocol's rules (docs/protocol.md): one byte at a
 /// time, an unbounded buffer, no cleverness. A line is known to be too long
 /// as soon as `max_line + 2` bytes of it have arrived without LF (`max_line`
 /// bytes and a CR could still be a valid line); it is reported then, once,
@@ -167,13 +167,13 @@ impl NaiveFramer {
     }
 }
 
-/// Whether SPEC.md says `c` must never reach a client's terminal: U+0000 to
+/// Whether the protocol says `c` must never reach a client's terminal: U+0000 to
 /// U+001F other than TAB, U+007F, U+0080 to U+009F.
 pub fn is_forbidden_control(c: char) -> bool {
     (c < ' ' && c != '\t') || ('\u{7f}'..='\u{9f}').contains(&c)
 }
 
-/// SPEC.md's rule for relayed text, char by char: forbidden controls become
+/// The protocol's rule for relayed text, char by char: forbidden controls become
 /// U+FFFD.
 pub fn sanitize(text: &str) -> String {
     text.chars()

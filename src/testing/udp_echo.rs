@@ -3,7 +3,7 @@
 //! reactor drives [`UdpEcho`] (send at once when nothing waits, `defer` when
 //! the send would block, flush the queue when writable).
 //!
-//! The model is a plain FIFO with SPEC.md's rules: a datagram from port 0,
+//! The model is a plain FIFO with the protocol's rules (docs/protocol.md): a datagram from port 0,
 //! 7, 13, 17 or 19 is dropped; a reply that cannot go now waits if the queue
 //! has room for it under both bounds (datagrams and bytes) and is dropped
 //! otherwise; nothing is sent out of order. Checked after every operation:
@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use crate::buffer::BufferPool;
 use crate::protocol::udp_echo::{Disposition, UdpEcho, UdpLimits};
 
-/// The source ports SPEC.md says are never answered.
+/// The source ports the protocol says are never answered.
 const SPEC_GUARDED_PORTS: [u16; 5] = [0, 7, 13, 17, 19];
 
 /// One socket's life.

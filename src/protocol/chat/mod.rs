@@ -1,9 +1,12 @@
 //! The chat service as a sans-IO state machine: a [`Hub`] of sessions and
-//! rooms. The reactor feeds it events (a client connected, bytes arrived,
-//! input ended, the connection went away, the server is stopping) and the hub
-//! answers through an [`Outbox`]: lines addressed to clients, and requests to
-//! close them. It never touches a socket or a clock, so tests and fuzz
-//! targets drive it directly, with any chunking of input.
+//! rooms. The reactor feeds it events through its `handle_*` methods (a
+//! client connected, bytes arrived, input ended, the connection went away,
+//! the server is stopping) and takes its answers out as [`Effect`]s with
+//! [`Hub::poll_effect`]: lines addressed to clients, and requests to close
+//! them. It never touches a socket or a clock and never calls back into its
+//! caller, so tests and fuzz targets drive it directly, with any chunking of
+//! input; what happens to a line on its way to a client (the `--out-limit`
+//! policy) is [`delivery`]'s, which the reactor and the fuzz harness share.
 //!
 //! # Calling it
 //!
@@ -11,10 +14,12 @@
 //! number of [`Hub::handle_input`], then either [`Hub::handle_eof`] (the
 //! client shut down its sending side) or [`Hub::handle_disconnect`] (the
 //! connection is gone, or the server is closing it). When the hub itself
-//! ends a session (`/quit`, `bye`, end of input), it calls
-//! [`Outbox::close`] and forgets the client; any later event for that id is
-//! ignored, as is any event for an id it never saw. At the end,
-//! [`Hub::handle_shutdown`] says goodbye to everyone.
+//! ends a session (`/quit`, `bye`, end of input), it emits [`Effect::Close`]
+//! and forgets the client; any later event for that id is ignored, as is any
+//! event for an id it never saw. At the end, [`Hub::handle_shutdown`] says
+//! goodbye to everyone. After each `handle_*` call, take every effect out
+//! with [`Hub::poll_effect`] (in order: they are queued in the order the hub
+//! decided them) before the next call, or at least before writing anything.
 //!
 //! # The hot path
 //!
@@ -32,6 +37,7 @@
 //! # Submodules
 //!
 //! - [`command`]: splitting a line into a command and its arguments.
+//! - [`delivery`]: the per-client output bound and the too-slow rule.
 //! - [`name`]: the nickname and room-name rule, and case-insensitive keys.
 //! - [`text`]: building outgoing lines, and replacing control characters.
 //!
@@ -39,10 +45,11 @@
 //! are the ones it documents.
 
 pub mod command;
+pub mod delivery;
 pub mod name;
 pub mod text;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::rc::Rc;
 
@@ -82,16 +89,90 @@ impl LeaveReason {
     }
 }
 
-/// Where the hub's output goes. The reactor implements it over connections;
-/// tests and fuzz targets implement it with a recorder.
-pub trait Outbox {
-    /// Queue one complete, LF-terminated line for `to`. The same
-    /// [`SharedLine`] is passed for every recipient of a fan-out, so queuing
-    /// it is a reference-count increment, not a copy.
-    fn send(&mut self, to: ClientId, line: &SharedLine);
-    /// The hub is done with `who` (it has already forgotten it): flush what is
-    /// queued for it, then close its connection.
-    fn close(&mut self, who: ClientId);
+/// What the hub asks of whoever runs it, one effect at a time. Matching on
+/// it is exhaustive on purpose: a new kind of effect (say, publishing to
+/// other servers) makes the compiler point at every caller that must handle
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Queue one complete, LF-terminated line for every client in `to`. The
+    /// same [`SharedLine`] goes to every recipient, so queuing it is a
+    /// reference-count increment, not a copy; and a line to a room is one
+    /// effect whatever the room's size.
+    Send {
+        /// The recipients.
+        to: Recipients,
+        /// The line, LF included.
+        line: SharedLine,
+    },
+    /// The hub is done with `who` (it has already forgotten it): flush what
+    /// is queued for it, then close its connection.
+    Close {
+        /// The client to close.
+        who: ClientId,
+    },
+}
+
+/// Who a line goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// One client.
+    One(ClientId),
+    /// The members of a room as they were when the line was said, in join
+    /// order, but `except` (the sender of a text line). The list is shared
+    /// with the room: a snapshot costs a reference count, and the room copies
+    /// its list only if it changes while a snapshot is still held.
+    Room {
+        /// The room's members then.
+        members: Rc<Vec<ClientId>>,
+        /// Who of them does not get it.
+        except: Option<ClientId>,
+    },
+}
+
+impl Recipients {
+    /// Every recipient, in order.
+    pub fn iter(&self) -> impl Iterator<Item = ClientId> + '_ {
+        let (one, room, except) = match self {
+            Recipients::One(id) => (Some(*id), &[][..], None),
+            Recipients::Room { members, except } => (None, &members[..], *except),
+        };
+        one.into_iter()
+            .chain(room.iter().copied().filter(move |&m| Some(m) != except))
+    }
+}
+
+/// The hub's queue of effects not yet taken. It keeps its allocation, so
+/// steady traffic queues effects without allocating.
+#[derive(Debug, Default)]
+struct Effects(VecDeque<Effect>);
+
+impl Effects {
+    fn send(&mut self, to: ClientId, line: &SharedLine) {
+        self.0.push_back(Effect::Send {
+            to: Recipients::One(to),
+            line: SharedLine::clone(line),
+        });
+    }
+
+    fn send_room(
+        &mut self,
+        members: &Rc<Vec<ClientId>>,
+        except: Option<ClientId>,
+        line: &SharedLine,
+    ) {
+        self.0.push_back(Effect::Send {
+            to: Recipients::Room {
+                members: Rc::clone(members),
+                except,
+            },
+            line: SharedLine::clone(line),
+        });
+    }
+
+    fn close(&mut self, who: ClientId) {
+        self.0.push_back(Effect::Close { who });
+    }
 }
 
 /// The line a connection over `--max-conns` receives before it is closed.
@@ -127,7 +208,9 @@ struct Session {
 struct Room {
     /// As spelled by whoever created it.
     name: Name,
-    members: Vec<ClientId>,
+    /// Shared with the effects that snapshot it; changed through
+    /// [`Rc::make_mut`], which copies only while a snapshot is held.
+    members: Rc<Vec<ClientId>>,
 }
 
 /// Lines that never change, allocated once when the hub is built: sending
@@ -200,6 +283,8 @@ pub struct Hub {
     builder: LineBuilder,
     canned: Canned,
     shut_down: bool,
+    /// Effects decided and not yet taken by [`Hub::poll_effect`].
+    effects: Effects,
 }
 
 impl Hub {
@@ -214,7 +299,7 @@ impl Hub {
             lobby,
             Room {
                 name: lobby_name,
-                members: Vec::new(),
+                members: Rc::new(Vec::new()),
             },
         );
         Hub {
@@ -227,7 +312,29 @@ impl Hub {
             builder,
             canned,
             shut_down: false,
+            effects: Effects::default(),
         }
+    }
+
+    /// The oldest effect not yet taken, if any. Take them all after each
+    /// `handle_*` call.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.0.pop_front()
+    }
+
+    /// Effects waiting to be taken.
+    pub fn pending_effects(&self) -> usize {
+        self.effects.0.len()
+    }
+
+    /// Run `f` with the effect queue moved out of the hub, so that `f` can
+    /// borrow the rest of the hub freely while it queues effects. Moving a
+    /// `VecDeque` in and out does not allocate.
+    fn emitting<R>(&mut self, f: impl FnOnce(&mut Hub, &mut Effects) -> R) -> R {
+        let mut out = std::mem::take(&mut self.effects);
+        let result = f(self, &mut out);
+        self.effects = out;
+        result
     }
 
     /// Clients connected now.
@@ -257,7 +364,11 @@ impl Hub {
     /// announce it to #lobby. An id already connected is ignored. After
     /// [`handle_shutdown`](Self::handle_shutdown), the client is told the
     /// server is shutting down and closed.
-    pub fn handle_connect(&mut self, id: ClientId, out: &mut impl Outbox) {
+    pub fn handle_connect(&mut self, id: ClientId) {
+        self.emitting(|hub, out| hub.connect(id, out));
+    }
+
+    fn connect(&mut self, id: ClientId, out: &mut Effects) {
         if self.shut_down {
             out.send(id, &self.canned.shutting_down);
             out.close(id);
@@ -295,9 +406,9 @@ impl Hub {
                 .str(" joined #")
                 .str(LOBBY)
                 .finish();
-            send_to(out, &lobby.members, None, &joined);
+            out.send_room(&lobby.members, None, &joined);
         }
-        lobby.members.push(id);
+        Rc::make_mut(&mut lobby.members).push(id);
         self.sessions.insert(
             id,
             Session {
@@ -312,7 +423,11 @@ impl Hub {
     /// at once, an unfinished one is kept for the next call. If a line ends
     /// the session (`/quit`, `bye`), the bytes after it are ignored. An
     /// unknown id is ignored.
-    pub fn handle_input(&mut self, id: ClientId, bytes: &[u8], out: &mut impl Outbox) {
+    pub fn handle_input(&mut self, id: ClientId, bytes: &[u8]) {
+        self.emitting(|hub, out| hub.input(id, bytes, out));
+    }
+
+    fn input(&mut self, id: ClientId, bytes: &[u8], out: &mut Effects) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -335,7 +450,11 @@ impl Hub {
     /// leaves (`* NICK left #ROOM`) and the hub asks to close it, so that the
     /// reactor flushes what is queued for it, then closes. An unknown id is
     /// ignored.
-    pub fn handle_eof(&mut self, id: ClientId, out: &mut impl Outbox) {
+    pub fn handle_eof(&mut self, id: ClientId) {
+        self.emitting(|hub, out| hub.eof(id, out));
+    }
+
+    fn eof(&mut self, id: ClientId, out: &mut Effects) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -351,26 +470,30 @@ impl Hub {
 
     /// `id`'s connection is gone, or the server is closing it for `reason`:
     /// its room is told `* NICK left #ROOM`, with ` (too slow)` or
-    /// ` (idle timeout)`. The hub does not call [`Outbox::close`] (the
+    /// ` (idle timeout)`. The hub emits no [`Effect::Close`] (the
     /// reactor is already closing it). An unknown id is ignored.
-    pub fn handle_disconnect(&mut self, id: ClientId, reason: LeaveReason, out: &mut impl Outbox) {
+    pub fn handle_disconnect(&mut self, id: ClientId, reason: LeaveReason) {
         if self.sessions.contains_key(&id) {
-            self.forget(id, reason.as_str(), out);
+            self.emitting(|hub, out| hub.forget(id, reason.as_str(), out));
         }
     }
 
     /// The server is shutting down: every client receives
-    /// `* server shutting down` and is closed (through [`Outbox::close`], so
+    /// `* server shutting down` and is closed (through [`Effect::Close`], so
     /// the line is flushed first); the hub forgets them all, so no leave
     /// notices follow, and it accepts no one after this.
-    pub fn handle_shutdown(&mut self, out: &mut impl Outbox) {
+    pub fn handle_shutdown(&mut self) {
+        self.emitting(Hub::shutdown);
+    }
+
+    fn shutdown(&mut self, out: &mut Effects) {
         self.shut_down = true;
         for room in self.rooms.values_mut() {
-            for &member in &room.members {
+            for &member in room.members.iter() {
                 out.send(member, &self.canned.shutting_down);
                 out.close(member);
             }
-            room.members.clear();
+            Rc::make_mut(&mut room.members).clear();
         }
         let lobby = self.lobby;
         self.rooms.retain(|&key, _| key == lobby);
@@ -389,7 +512,7 @@ impl Hub {
                 *key == self.lobby || !room.members.is_empty(),
                 "empty room kept"
             );
-            for member in &room.members {
+            for member in room.members.iter() {
                 let session = &self.sessions[member];
                 assert_eq!(session.room, *key, "member of the room it is in");
                 seen += 1;
@@ -407,7 +530,7 @@ impl Hub {
     }
 
     /// Handle one framed line (or a too-long one) from `id`.
-    fn handle_event(&mut self, id: ClientId, event: LineEvent<'_>, out: &mut impl Outbox) -> Flow {
+    fn handle_event(&mut self, id: ClientId, event: LineEvent<'_>, out: &mut Effects) -> Flow {
         let bytes = match event {
             LineEvent::TooLong => {
                 out.send(id, &self.canned.too_long);
@@ -454,7 +577,7 @@ impl Hub {
     }
 
     /// Plain text: `<NICK> text` to the others in the room.
-    fn say(&mut self, id: ClientId, text: &str, out: &mut impl Outbox) {
+    fn say(&mut self, id: ClientId, text: &str, out: &mut Effects) {
         let session = &self.sessions[&id];
         let b = &mut self.builder;
         let line = b
@@ -463,11 +586,11 @@ impl Hub {
             .str("> ")
             .sanitized(text)
             .finish();
-        send_to(out, &self.rooms[&session.room].members, Some(id), &line);
+        out.send_room(&self.rooms[&session.room].members, Some(id), &line);
     }
 
     /// `/me ACTION`: `* NICK ACTION` to the others in the room.
-    fn me(&mut self, id: ClientId, action: &str, out: &mut impl Outbox) {
+    fn me(&mut self, id: ClientId, action: &str, out: &mut Effects) {
         let session = &self.sessions[&id];
         let b = &mut self.builder;
         let line = b
@@ -476,12 +599,12 @@ impl Hub {
             .str(" ")
             .sanitized(action)
             .finish();
-        send_to(out, &self.rooms[&session.room].members, Some(id), &line);
+        out.send_room(&self.rooms[&session.room].members, Some(id), &line);
     }
 
     /// `/nick NAME`: `* OLD is now known as NEW` to the whole room, sender
     /// included. A change of case only (`bob` to `Bob`) is a change.
-    fn nick(&mut self, id: ClientId, wanted: &str, out: &mut impl Outbox) {
+    fn nick(&mut self, id: ClientId, wanted: &str, out: &mut Effects) {
         let b = &mut self.builder;
         let Some(new) = Name::parse(wanted.as_bytes()) else {
             b.str("* error: invalid nickname: ").sanitized(wanted);
@@ -517,11 +640,11 @@ impl Hub {
             .str(" is now known as ")
             .str(new.as_str())
             .finish();
-        send_to(out, &self.rooms[&session.room].members, None, &line);
+        out.send_room(&self.rooms[&session.room].members, None, &line);
     }
 
     /// `/who`: `* users in #ROOM: A, B, C`, in the order they joined.
-    fn who(&mut self, id: ClientId, out: &mut impl Outbox) {
+    fn who(&mut self, id: ClientId, out: &mut Effects) {
         let room = &self.rooms[&self.sessions[&id].room];
         let b = &mut self.builder;
         b.str("* users in #").str(room.name.as_str()).str(": ");
@@ -536,7 +659,7 @@ impl Hub {
 
     /// `/rooms`: `* rooms: #a (2), #b (1)`, every room with a member, in
     /// alphabetical order without regard to case.
-    fn list_rooms(&mut self, id: ClientId, out: &mut impl Outbox) {
+    fn list_rooms(&mut self, id: ClientId, out: &mut Effects) {
         let b = &mut self.builder;
         b.str("* rooms: ");
         let listed = self.rooms.values().filter(|room| !room.members.is_empty());
@@ -557,7 +680,7 @@ impl Hub {
     /// ROOM, creating it if needed (`* NICK joined #ROOM` to its members),
     /// and tell the client `* you are now in #ROOM`. Room names ignore case:
     /// `/join #Rust` joins `#rust` if it exists.
-    fn join(&mut self, id: ClientId, wanted: &str, out: &mut impl Outbox) {
+    fn join(&mut self, id: ClientId, wanted: &str, out: &mut Effects) {
         let b = &mut self.builder;
         let Some(name) = Name::parse(wanted.strip_prefix('#').unwrap_or(wanted).as_bytes()) else {
             b.str("* error: invalid room name: ").sanitized(wanted);
@@ -581,7 +704,7 @@ impl Hub {
         self.leave_room(old_room, id, nick, "", out);
         let room = self.rooms.entry(key).or_insert(Room {
             name,
-            members: Vec::new(),
+            members: Rc::new(Vec::new()),
         });
         let b = &mut self.builder;
         if !room.members.is_empty() {
@@ -591,9 +714,9 @@ impl Hub {
                 .str(" joined #")
                 .str(room.name.as_str())
                 .finish();
-            send_to(out, &room.members, None, &joined);
+            out.send_room(&room.members, None, &joined);
         }
-        room.members.push(id);
+        Rc::make_mut(&mut room.members).push(id);
         out.send(
             id,
             &b.str("* you are now in #").str(room.name.as_str()).finish(),
@@ -602,7 +725,7 @@ impl Hub {
 
     /// `/msg NICK TEXT`: `*FROM* TEXT` to NICK, `-> *NICK* TEXT` to the
     /// sender (both, in that order, when they are the same client).
-    fn msg(&mut self, id: ClientId, to: &str, text: &str, out: &mut impl Outbox) {
+    fn msg(&mut self, id: ClientId, to: &str, text: &str, out: &mut Effects) {
         let target =
             Name::parse(to.as_bytes()).and_then(|name| self.nicks.get(&name.key()).copied());
         let b = &mut self.builder;
@@ -631,7 +754,7 @@ impl Hub {
 
     /// Forget `id` (it must be connected) and tell its room it left, with
     /// `reason` in parentheses unless it is empty.
-    fn forget(&mut self, id: ClientId, reason: &str, out: &mut impl Outbox) {
+    fn forget(&mut self, id: ClientId, reason: &str, out: &mut Effects) {
         let session = self
             .sessions
             .remove(&id)
@@ -649,12 +772,12 @@ impl Hub {
         id: ClientId,
         nick: Name,
         reason: &str,
-        out: &mut impl Outbox,
+        out: &mut Effects,
     ) {
         let room = self.rooms.get_mut(&key).expect("a session's room exists");
         if let Some(at) = room.members.iter().position(|&m| m == id) {
             // `remove`, not `swap_remove`: /who lists members in join order.
-            room.members.remove(at);
+            Rc::make_mut(&mut room.members).remove(at);
         }
         if room.members.is_empty() {
             if key != self.lobby {
@@ -670,21 +793,6 @@ impl Hub {
         if !reason.is_empty() {
             b.str(" (").sanitized(reason).str(")");
         }
-        send_to(out, &room.members, None, &b.finish());
-    }
-}
-
-/// Give `line` to every member but `except`: one reference-count increment
-/// each.
-fn send_to(
-    out: &mut impl Outbox,
-    members: &[ClientId],
-    except: Option<ClientId>,
-    line: &SharedLine,
-) {
-    for &member in members {
-        if Some(member) != except {
-            out.send(member, line);
-        }
+        out.send_room(&room.members, None, &b.finish());
     }
 }

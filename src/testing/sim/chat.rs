@@ -270,7 +270,7 @@ impl ChatClients {
                 .checked_sub(1)
                 .filter(|&k| sender.lines[k].2.is_some_and(|first| first > welcomed));
             if let Some(k) = last_owed {
-                if m.from[s].map_or(true, |(_, last)| last < k) {
+                if m.from[s].is_none_or(|(_, last)| last < k) {
                     return Some(format!("line {k} of member {s}"));
                 }
             }

@@ -1,0 +1,22 @@
+//! Chat across servers: the pieces that join several sockloop servers into
+//! one chat through Redis, all sans-IO (bytes and `now` in, bytes and
+//! effects out), so they are tested and fuzzed without a socket.
+//!
+//! - [`resp`]: the Redis wire protocol (commands out, replies and pushes in).
+//! - [`bus`]: the messages one sockloop server publishes for the others.
+//! - [`link`]: the connection to Redis as a state machine: handshake,
+//!   subscription, bounded output, reconnect back-off, name leases, the
+//!   guest counter, and noticing servers that went silent.
+//! - [`url`]: the `redis://` address and its credentials.
+//! - [`checks`]: the invariants the fuzz targets check (and `cargo test`
+//!   replays on their seeds).
+//!
+//! The reactor (not yet wired; see the repository's docs/cluster.md) owns
+//! the TCP connection and calls [`link::Link`]; the chat hub consumes the
+//! link's effects.
+
+pub mod bus;
+pub mod checks;
+pub mod link;
+pub mod resp;
+pub mod url;
