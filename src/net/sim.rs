@@ -343,9 +343,6 @@ pub struct SimNet {
     closed: Rc<RefCell<Vec<usize>>>,
     /// UDP replies delivered to each client address.
     mailboxes: Vec<(SocketAddr, VecDeque<Datagram>)>,
-    /// The last poll found nothing to report and had no timeout: a real
-    /// server would now sleep until a client does something.
-    pub asleep: bool,
     /// No spurious event and no injected short write (each comes with an
     /// event that could wake a stalled connection by luck): the scenarios
     /// set this while checking that everything owed arrives.
@@ -393,7 +390,6 @@ impl SimNet {
             signal_edge: false,
             closed: Rc::new(RefCell::new(Vec::new())),
             mailboxes: Vec::new(),
-            asleep: false,
             max_jump: None,
             stingy: false,
             windows: if windows.is_empty() {
@@ -426,7 +422,6 @@ impl SimNet {
     pub fn raise_signal(&mut self, signal: i32) {
         self.signals.push(signal);
         self.signal_edge = true;
-        self.asleep = false;
     }
 
     fn handle(&self, id: usize) -> CloseOnDrop {
@@ -470,7 +465,6 @@ impl SimNet {
         if wanted && !sock.queued {
             sock.queued = true;
             self.ready.push_back(id);
-            self.asleep = false;
         }
     }
 
@@ -702,11 +696,6 @@ impl SimNet {
         !self.conns[id].down.is_empty()
     }
 
-    /// Bytes sent by the server that the client has not read yet.
-    pub fn client_unread(&self, id: ConnId) -> usize {
-        self.conns[id].down.len()
-    }
-
     /// The client shuts down its sending side (FIN).
     pub fn client_shutdown(&mut self, id: ConnId) {
         let c = &mut self.conns[id];
@@ -743,11 +732,6 @@ impl SimNet {
         }
         self.client_shutdown(id);
         self.conns[id].client_closed = true;
-    }
-
-    /// The client's address on connection `id`.
-    pub fn conn_client_addr(&self, id: ConnId) -> SocketAddr {
-        self.conns[id].client_addr
     }
 
     /// Whether the server has accepted connection `id`.
@@ -899,15 +883,13 @@ impl Net for SimNet {
             }
         }
         self.counters.events += events.events.len() as u64;
-        if events.events.is_empty() {
-            match timeout {
-                // Nothing happens until the deadline: jump to it.
-                Some(wait) => {
-                    self.elapsed += self.max_jump.map_or(wait, |most| wait.min(most));
-                    self.counters.time_jumps += 1;
-                }
-                None => self.asleep = true,
-            }
+        // Nothing to report: nothing happens until the deadline, so jump to
+        // it (no further while clients are busy). Without a deadline a real
+        // server sleeps until a client does something; the clients act
+        // before the next turn.
+        if let (true, Some(wait)) = (events.events.is_empty(), timeout) {
+            self.elapsed += self.max_jump.map_or(wait, |most| wait.min(most));
+            self.counters.time_jumps += 1;
         }
         Ok(())
     }

@@ -16,16 +16,18 @@
 //! What is checked, at every step and at the end:
 //!
 //! - **liveness**: a client that keeps reading gets what it is owed within
-//!   [`LIVENESS_TURNS`] turns; a server that would sleep forever while a
-//!   client is owed bytes is a lost wake-up, reported at once;
+//!   [`LIVENESS_TURNS`] turns and [`LIVENESS_TIME`] of virtual time; the run
+//!   ends, and shutdown ends within its grace;
 //! - **safety**: echo is byte-exact (never a foreign byte); chat lines per
 //!   sender are exact, in order, without gaps, none after the sender's leave,
 //!   none invented; UDP replies are whole, to their source, never to a
 //!   guarded port;
-//! - **bounds**: each connection's pending output within `--out-limit`; the
-//!   slab within `--max-conns` plus listeners; the idle timers within the
-//!   open connections; the simulated kernel holds exactly the sockets the
-//!   slab holds, each registered under its own slab key.
+//! - **bounds**: each connection's pending output within `--out-limit`, all
+//!   of it within `--max-pending`; the slab within `--max-conns` plus
+//!   listeners; the timers within the open sources; the simulated kernel
+//!   holds exactly the sockets the slab holds, each registered under its own
+//!   slab key, and no token is reused while the batch being handled still
+//!   holds an event of its closed previous owner.
 //!
 //! The clients live in [`echo`], [`chat`] and [`udp`].
 
@@ -43,8 +45,9 @@ use crate::net::EventList;
 use crate::reactor::Server;
 
 /// Turns a client that keeps reading may go without receiving anything it
-/// is owed (and [`LIVENESS_TIME`] must have passed too). Far above what budgets, small windows and split event batches
-/// need (a few turns); a lost wake-up never ends.
+/// is owed (and [`LIVENESS_TIME`] must have passed too). Far above what
+/// budgets, small windows and split event batches need (a few turns); a lost
+/// wake-up never ends.
 pub const LIVENESS_TURNS: u64 = 2000;
 
 /// And virtual time it may go without: the longest delay the server puts
@@ -386,7 +389,6 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
         // Once everybody is done sending, only what the server itself does
         // may deliver what is owed: no lucky spurious wake-up.
         server.net_mut().stingy = draining;
-        server.net_mut().asleep = false;
         server
             .turn(&mut events, None)
             .unwrap_or_else(|e| panic!("turn failed: {e}"));
