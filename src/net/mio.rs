@@ -22,21 +22,20 @@ use signal_hook_mio::v1_0::Signals;
 use super::{EventList, Net, Readiness, SIGNAL_TOKEN};
 use crate::config;
 
-/// The real network: one `mio::Poll` (an epoll instance) and the signal
-/// source registered in it.
+/// The real network: one `mio::Poll` (an epoll instance) and, once
+/// registered, the signal source in it.
 pub struct MioNet {
     poll: Poll,
-    signals: Signals,
+    signals: Option<Signals>,
 }
 
 impl MioNet {
-    /// A new epoll instance with SIGINT and SIGTERM registered in it.
+    /// A new epoll instance.
     pub fn new() -> io::Result<MioNet> {
-        let poll = Poll::new()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        poll.registry()
-            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        Ok(MioNet { poll, signals })
+        Ok(MioNet {
+            poll: Poll::new()?,
+            signals: None,
+        })
     }
 }
 
@@ -73,8 +72,19 @@ impl Net for MioNet {
         self.poll.poll(events, timeout)
     }
 
+    fn register_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
     fn take_signals(&mut self, out: &mut Vec<i32>) {
-        out.extend(self.signals.pending());
+        if let Some(signals) = self.signals.as_mut() {
+            out.extend(signals.pending());
+        }
     }
 
     fn clamp_max_conns(&mut self, max_conns: usize, endpoints: usize) -> usize {

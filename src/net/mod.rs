@@ -143,6 +143,9 @@ pub trait Net {
     /// Wait for events, at most `timeout` (`epoll_wait`). `Interrupted`
     /// (EINTR) means "nothing, call again".
     fn poll(&mut self, events: &mut Self::Events, timeout: Option<Duration>) -> io::Result<()>;
+    /// Start receiving SIGINT and SIGTERM as readable events on
+    /// [`SIGNAL_TOKEN`].
+    fn register_signals(&mut self) -> io::Result<()>;
     /// Signals received since the last call (SIGINT, SIGTERM), appended to
     /// `out`. They arrive as a readable event on [`SIGNAL_TOKEN`].
     fn take_signals(&mut self, out: &mut Vec<i32>);

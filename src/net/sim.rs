@@ -894,6 +894,10 @@ impl Net for SimNet {
         Ok(())
     }
 
+    fn register_signals(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     fn take_signals(&mut self, out: &mut Vec<i32>) {
         out.append(&mut self.signals);
     }

@@ -192,6 +192,7 @@ impl<N: Net> Server<N> {
             });
             next_serial += 1;
         }
+        net.register_signals()?;
         let max_conns = net.clamp_max_conns(config.max_conns, endpoints.len());
         let trace = match &config.trace_events {
             Some(path) => Some(EventTrace::create(path)?),
