@@ -5,8 +5,14 @@
 //! sends every other peer its own copy of the line. It speaks the part of
 //! sockloop's chat protocol that `sockloop bench chat` needs (see README.md).
 //!
-//!     tokio-chat PORT   binds 127.0.0.1:PORT (0: any free port) and prints
-//!                       `listening chat 127.0.0.1:PORT`, as sockloop does.
+//!     tokio-chat PORT [--batch]
+//!
+//! binds 127.0.0.1:PORT (0: any free port) and prints `listening chat
+//! 127.0.0.1:PORT`, as sockloop does. As in tokio's example, each line taken
+//! from the channel is written and flushed on its own: one `write` per line
+//! per recipient. With `--batch`, a task takes every line already waiting in
+//! its channel into the codec's buffer and flushes them together, as a
+//! reactor that writes once per turn does.
 
 use std::collections::HashMap;
 use std::io;
@@ -50,6 +56,7 @@ async fn main() -> io::Result<()> {
     let port: u16 = std::env::args()
         .nth(1)
         .map_or(12346, |p| p.parse().expect("PORT"));
+    let batch = std::env::args().nth(2).is_some_and(|a| a == "--batch");
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening chat {}", listener.local_addr()?);
     let state = Arc::new(Mutex::new(Shared {
@@ -76,7 +83,7 @@ async fn main() -> io::Result<()> {
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let _ = process(&state, stream, guest, rx).await;
+            let _ = process(&state, stream, guest, rx, batch).await;
             let mut state = state.lock().await;
             state.peers.remove(&guest);
             state.broadcast(guest, &format!("* guest{guest} left #lobby"));
@@ -90,11 +97,22 @@ async fn process(
     stream: TcpStream,
     guest: u64,
     mut rx: Rx,
+    batch: bool,
 ) -> Result<(), LinesCodecError> {
     let mut lines = Framed::new(stream, LinesCodec::new());
     loop {
         tokio::select! {
-            Some(message) = rx.recv() => lines.send(&message).await?,
+            Some(message) = rx.recv() => {
+                if batch {
+                    lines.feed(&message).await?;
+                    while let Ok(more) = rx.try_recv() {
+                        lines.feed(&more).await?;
+                    }
+                    SinkExt::<&str>::flush(&mut lines).await?;
+                } else {
+                    lines.send(&message).await?;
+                }
+            }
             result = lines.next() => match result {
                 Some(Ok(line)) => match line.as_str() {
                     "" => {}
