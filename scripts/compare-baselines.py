@@ -68,33 +68,31 @@ CHAT_REFS = ["tokio-chat", "tokio-chat-batched"]
 
 
 class Case:
-    def __init__(self, name, title, bench_args, ours, refs, primary):
+    """One load, `sockloop bench TARGET --conns N --size S --pipeline 1`,
+    against sockloop and the references for that service."""
+
+    def __init__(self, name, title, target, conns, size, primary):
         self.name = name
         self.title = title
-        self.bench_args = bench_args
-        self.ours = ours
-        self.refs = refs
-        # "cpu": server CPU per message, lower is better; "rate": msg/s;
-        # "bytes": MB/s.
+        self.bench_args = [target, "--conns", str(conns), "--size", str(size),
+                           "--pipeline", "1"]
+        self.ours = f"sockloop-{target}"
+        self.refs = list(ECHO_REFS if target == "echo" else CHAT_REFS)
+        # The figure the case is about: "cpu" (server CPU per message, lower
+        # is better), "rate" (messages/s) or "bytes" (MB/s).
         self.primary = primary
 
 
 CASES = [
-    Case("echo-rr-64", "echo request-response, 64 connections, 64 B (closed loop: the bench cannot pace)",
-         ["echo", "--conns", "64", "--size", "64", "--pipeline", "1"],
-         "sockloop-echo", ECHO_REFS, "cpu"),
+    Case("echo-rr-64", "echo request-response, 64 connections, 64 B "
+         "(closed loop: the bench cannot pace)", "echo", 64, 64, "cpu"),
     Case("echo-rr-1000", "echo request-response, 1000 connections, 64 B",
-         ["echo", "--conns", "1000", "--size", "64", "--pipeline", "1"],
-         "sockloop-echo", ECHO_REFS, "rate"),
+         "echo", 1000, 64, "rate"),
     Case("echo-stream-64k", "echo streaming, 64 KiB writes, 10 connections",
-         ["echo", "--conns", "10", "--size", "65536", "--pipeline", "1"],
-         "sockloop-echo", ECHO_REFS, "bytes"),
-    Case("chat-100", "chat, 100 clients in one room, 64 B lines",
-         ["chat", "--conns", "100", "--size", "64", "--pipeline", "1"],
-         "sockloop-chat", CHAT_REFS, "cpu"),
+         "echo", 10, 65536, "bytes"),
+    Case("chat-100", "chat, 100 clients in one room, 64 B lines", "chat", 100, 64, "cpu"),
     Case("chat-1000", "chat, 1000 clients in one room (100 send), 64 B lines",
-         ["chat", "--conns", "1000", "--size", "64", "--pipeline", "1"],
-         "sockloop-chat", CHAT_REFS, "cpu"),
+         "chat", 1000, 64, "cpu"),
 ]
 
 PROGRESS = re.compile(r"^bench \w+\s+([\d.]+)-([\d.]+) s\s+(\d+) messages")
