@@ -50,16 +50,12 @@ use super::{
 };
 use crate::config::READ_BUF_SIZE;
 use crate::net::{self, ReadOutcome};
+use crate::protocol::chat::wire;
 
 /// The token of the connection to the server.
 pub const SOCKET: Token = Token(0);
 /// The token of stdin (polled directly, or woken by the stdin thread).
 pub const STDIN: Token = Token(1);
-
-/// How a sockloop chat server greets every client, first thing. A first
-/// line that does not start with this means we are talking to something
-/// else (the echo port, say), and the user is warned.
-pub const WELCOME_PREFIX: &[u8] = b"* welcome to sockloop chat";
 
 /// The prompt of the interactive client. Lines the user sends stay on the
 /// screen after it (`> hello`), which tells them apart from received ones
@@ -290,7 +286,9 @@ impl Chat {
                     self.received.push(&self.read_buf[..n], |line| {
                         if !*greeted {
                             *greeted = true;
-                            if !line.starts_with(WELCOME_PREFIX) {
+                            // Not a sockloop welcome: we are talking to
+                            // something else (the echo port, say).
+                            if !wire::is_welcome(line) {
                                 stranger = Some(super::lines::printable(line).into_owned());
                             }
                         }
