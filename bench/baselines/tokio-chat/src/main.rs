@@ -74,8 +74,10 @@ async fn main() -> io::Result<()> {
             let mut state = state.lock().await;
             state.last_guest += 1;
             let guest = state.last_guest;
+            // sockloop's welcome, word for word: its bench and client know a
+            // chat server by it.
             let _ = tx.send(format!(
-                "* welcome to tokio-chat, you are guest{guest} in #lobby; /who lists users"
+                "* welcome to sockloop chat, you are guest{guest} in #lobby; /help lists commands"
             ));
             state.broadcast(guest, &format!("* guest{guest} joined #lobby"));
             state.peers.insert(guest, tx);
@@ -121,8 +123,9 @@ async fn process(
                         let who = state.lock().await.who();
                         lines.send(&who).await?;
                     }
+                    "/help" => lines.send("* commands (tokio-chat): /who, /quit").await?,
                     _ if line.starts_with('/') => {
-                        lines.send("* error: tokio-chat knows only /who and /quit").await?;
+                        lines.send("* error: tokio-chat knows only /who, /help and /quit").await?;
                     }
                     _ => state.lock().await.broadcast(guest, &format!("<guest{guest}> {line}")),
                 },
