@@ -1256,6 +1256,58 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "stale event would reach the newcomer")]
+    fn a_token_reused_within_the_batch_of_its_closed_owner_is_flagged() {
+        let mut net = net();
+        let (listener, stream, conn) = connected(&mut net);
+        net.client_send(conn, b"x").unwrap();
+        let addr = net.listener_addr(&listener).unwrap();
+        net.client_connect(addr).unwrap();
+        assert_eq!(
+            poll(&mut net).len(),
+            2,
+            "the stream's and the listener's events"
+        );
+        // Handling the batch: the stream is closed, its slot reused at once.
+        drop(stream);
+        let (mut newcomer, _) = net.accept(&listener).unwrap();
+        net.register(&mut newcomer, Token(1), Interest::READABLE)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_token_reused_after_the_batch_is_fine() {
+        let mut net = net();
+        let (listener, stream, conn) = connected(&mut net);
+        net.client_send(conn, b"x").unwrap();
+        let addr = net.listener_addr(&listener).unwrap();
+        net.client_connect(addr).unwrap();
+        assert_eq!(poll(&mut net).len(), 2);
+        drop(stream);
+        poll(&mut net);
+        let (mut newcomer, _) = net.accept(&listener).unwrap();
+        net.register(&mut newcomer, Token(1), Interest::READABLE)
+            .unwrap();
+    }
+
+    #[test]
+    fn emfile_leaves_the_connection_in_the_backlog() {
+        let mut net = net();
+        net.faults.emfile = 1000;
+        let addr: SocketAddr = "127.0.0.1:7".parse().unwrap();
+        let listener = net.listen_tcp(addr, Token(0)).unwrap();
+        net.client_connect(addr).unwrap();
+        let err = net.accept(&listener).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EMFILE));
+        net.faults.emfile = 0;
+        assert!(net.accept(&listener).is_ok(), "the connection waited");
+        assert_eq!(
+            net.accept(&listener).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
     fn closing_with_unread_input_resets_the_peer() {
         let mut net = net();
         let (_l, stream, conn) = connected(&mut net);
