@@ -17,8 +17,8 @@ root="$PWD"
 work="$root/target/sim-breaks"
 tree="$work/tree"
 
-declare -A old new about
-names=(write-budget read-budget sweep-mid-batch input-resumed)
+declare -A old new about file
+names=(write-budget read-budget sweep-mid-batch input-resumed udp-budget)
 
 about[write-budget]="the write budget's still-ready push removed (flush_pending)"
 old[write-budget]='                        trace!("token={key}: write budget spent, output left");
@@ -45,6 +45,14 @@ old[input-resumed]='                trace!("token={key}: input resumed");
                 self.still_ready.push((key, serial));'
 new[input-resumed]='                trace!("token={key}: input resumed");
                 conn.last_input = self.now;'
+
+about[udp-budget]="the datagram budget's still-ready push removed (udp_ready)"
+file[udp-budget]=src/reactor/udp.rs
+old[udp-budget]='            if !drained {
+                self.still_ready.push((key, serial));
+            }'
+new[udp-budget]='            if !drained {
+            }'
 
 # Run the simulation's seeds in the copy; print "first failing seed, count".
 run_seeds() {
@@ -82,7 +90,7 @@ selected=("$@")
 for name in "${selected[@]}"; do
     [ -n "${about[$name]:-}" ] || { echo "no break named $name" >&2; exit 2; }
     copy_tree
-    python3 - "$tree/src/reactor/tcp.rs" "${old[$name]}" "${new[$name]}" <<'PY'
+    python3 - "$tree/${file[$name]:-src/reactor/tcp.rs}" "${old[$name]}" "${new[$name]}" <<'PY'
 import sys
 path, old, new = sys.argv[1:]
 text = open(path).read()

@@ -781,6 +781,18 @@ impl SimNet {
 
     // ----- audits ------------------------------------------------------
 
+    /// Datagrams waiting unread in the server's UDP sockets.
+    pub fn udp_unread(&self) -> usize {
+        self.socks
+            .iter()
+            .filter(|s| s.open)
+            .map(|s| match &s.kind {
+                SockKind::Udp { inbox, .. } => inbox.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Server-side sockets open now: (listeners and UDP sockets, streams).
     pub fn open_sockets(&mut self) -> (usize, usize) {
         self.reap_closed();
@@ -928,7 +940,7 @@ impl Net for SimNet {
             addr.set_port(10000 + self.socks.len() as u16);
         }
         let room_cap = self.rng.range(1, 4) * 64 * 1024;
-        let inbox_cap = self.rng.range(4, 256);
+        let inbox_cap = self.rng.pick(&[4, 64, 256, 1024]);
         let id = self.new_sock(
             SockKind::Udp {
                 addr,

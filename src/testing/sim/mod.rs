@@ -347,7 +347,7 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
             echo.done_sending() && chat.done_sending() && udp.done_sending(),
             echo.settled(),
             chat.settled(),
-            udp.settled(),
+            udp.settled(server.net()),
             chat.all_quit(),
             chat.summary(),
             server.audit()
@@ -371,7 +371,7 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
                 ctx.net.advance(dt);
             }
         }
-        let settled = echo.settled() && chat.settled() && udp.settled();
+        let settled = echo.settled() && chat.settled() && udp.settled(server.net());
         let sigterm_now = !signalled
             && (scenario.early_sigterm == Some(step) || (draining && settled && chat.all_quit()));
         if sigterm_now {
@@ -406,6 +406,7 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
         }
         let mut stalled = echo.stalled(server.net());
         stalled.push_all(chat.stalled(server.net()));
+        stalled.push_all(udp.stalled(server.net()));
         if !stalled.is_empty() {
             panic!(
                 "liveness: {stalled}\nthe loop now: {:?}\nthe server's counters: {}",

@@ -8,7 +8,9 @@
 
 use std::net::SocketAddr;
 
-use super::{stream_bytes, Ctx, Pace};
+use std::time::Duration;
+
+use super::{stream_bytes, Complaints, Ctx, Pace};
 use crate::net::sim::SimNet;
 
 #[derive(Debug)]
@@ -29,6 +31,9 @@ struct UdpClient {
 pub struct UdpClients {
     clients: Vec<UdpClient>,
     server: SocketAddr,
+    /// Turns in a row with datagrams unread after everyone was done.
+    starve: u64,
+    starve_since: Duration,
 }
 
 /// Datagram `seq` of client `who`, `len` bytes: a 6-byte header naming
@@ -72,21 +77,43 @@ impl UdpClients {
                 }
             })
             .collect();
-        UdpClients { clients, server }
+        UdpClients {
+            clients,
+            server,
+            starve: 0,
+            starve_since: Duration::ZERO,
+        }
     }
 
     /// One step of every client: maybe send, then take every reply.
     pub fn act(&mut self, ctx: &mut Ctx<'_>) {
         for c in &mut self.clients {
             if !ctx.signalled && c.sent.len() < c.total && ctx.net.rng().chance(200) {
-                let len = ctx.net.rng().pick(&[0, 1, 6, 100, 1400, 65_507]);
-                let d = datagram(c.who, c.sent.len(), len);
-                ctx.net.udp_send(c.addr, self.server, &d);
-                c.sent.push(len);
+                // Now and then a burst, more than one turn's datagram
+                // budget (256) at once.
+                let burst = if ctx.net.rng().chance(50) { 300 } else { 1 };
+                for _ in 0..burst {
+                    let len = ctx.net.rng().pick(&[0, 1, 6, 100, 1400, 65_507]);
+                    let len = if burst > 1 { len.min(100) } else { len };
+                    let d = datagram(c.who, c.sent.len(), len);
+                    ctx.net.udp_send(c.addr, self.server, &d);
+                    c.sent.push(len);
+                }
             }
             while let Some((from, reply)) = ctx.net.udp_recv(c.addr) {
                 c.check(from, &reply, self.server);
             }
+        }
+        // Once everyone is done sending, every datagram the kernel took
+        // must be read (a reply may then be dropped and counted, UDP
+        // promises no delivery, but a datagram left unread is a stall).
+        if ctx.draining && !ctx.signalled && ctx.net.udp_unread() > 0 {
+            if self.starve == 0 {
+                self.starve_since = ctx.now;
+            }
+            self.starve += 1;
+        } else {
+            self.starve = 0;
         }
     }
 
@@ -100,9 +127,24 @@ impl UdpClients {
         !self.done_sending()
     }
 
-    /// Nothing to wait for: UDP owes nothing.
-    pub fn settled(&self) -> bool {
-        true
+    /// No datagram waits unread in the server's sockets.
+    pub fn settled(&self, net: &SimNet) -> bool {
+        net.udp_unread() == 0
+    }
+
+    /// Datagrams left unread for too long once everyone was done sending.
+    pub fn stalled(&self, net: &SimNet) -> Complaints {
+        let mut out = Complaints::default();
+        if self.starve > super::LIVENESS_TURNS
+            && net.elapsed().saturating_sub(self.starve_since) > super::LIVENESS_TIME
+        {
+            out.push(format_args!(
+                "udp: {} datagrams left unread in the server's sockets for {} turns",
+                net.udp_unread(),
+                self.starve
+            ));
+        }
+        out
     }
 }
 
