@@ -21,6 +21,7 @@ use crate::bench::{BenchOptions, Stop, Target};
 use crate::client::chat::ChatOptions;
 use crate::client::send::SendOptions;
 use crate::client::talk::{TalkOptions, TalkSide};
+use crate::cluster::url::RedisUrl;
 use crate::config::{self, ListenerSpec, ServeConfig, Service};
 
 /// sockloop: one thread, one mio poll loop, TCP echo, UDP echo and chat.
@@ -108,6 +109,10 @@ pub struct ServeArgs {
     /// Write the loop's activity as Chrome trace event JSON (opens in Perfetto).
     #[arg(long, value_name = "FILE")]
     pub trace_events: Option<std::path::PathBuf>,
+    /// Join this server's chat to every other sockloop server using the same
+    /// Redis: redis://HOST:PORT, or redis://:PASSWORD@HOST:PORT (needs a chat listener).
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    pub cluster: Option<RedisUrl>,
     /// `--echo`, `--udp-echo` and `--chat` merged in the order they were
     /// given (filled by [`parse_from`]; clap keeps each option's own order
     /// but not the order between options).
@@ -145,6 +150,7 @@ impl ServeArgs {
             shutdown_grace: secs(self.shutdown_grace),
             stats_interval: off_if_zero(self.stats_interval),
             trace_events: self.trace_events.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -478,8 +484,26 @@ where
         }
         ordered.sort_by_key(|(index, _)| *index);
         serve.listeners_in_order = ordered.into_iter().map(|(_, spec)| spec).collect();
+        // The default sockets include chat; given ones must, for --cluster.
+        let has_chat = serve.listeners_in_order.is_empty() || !serve.chat.is_empty();
+        if serve.cluster.is_some() && !has_chat {
+            let mut command = Cli::command();
+            command.build();
+            let serve_cmd = command
+                .find_subcommand_mut("serve")
+                .expect("serve is a subcommand");
+            return Err(serve_cmd.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--cluster joins the chat service to other servers: it needs --chat ADDR",
+            ));
+        }
     }
     Ok(cli)
+}
+
+/// A `redis://` URL for `--cluster`, checked for form (not resolved).
+fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
+    RedisUrl::parse(s).map_err(|e| e.to_string())
 }
 
 /// An ADDR: `HOST:PORT`, checked for form (not resolved).

@@ -1,0 +1,791 @@
+//! The hub as one of several servers of one chat (`serve --cluster`), still
+//! sans-IO: what its users do goes out as [`ClusterRequest`]s inside
+//! [`Effect::Cluster`](super::Effect::Cluster) (publish an event, claim or
+//! release a nickname, reserve guest numbers), and what the other servers
+//! do comes in through [`Hub::handle_bus`] and the other `handle_link_*` /
+//! `handle_*` calls below. The reactor carries the requests to the Redis
+//! link ([`crate::cluster::link`]) and feeds its effects back here; nothing
+//! in this module knows about sockets or Redis.
+//!
+//! # What the hub keeps about other servers
+//!
+//! Every room holds, beside its local members (who receive lines), the
+//! members on other servers ([`RemoteMember`]), stamped on the hub's join
+//! clock so that `/who` lists everyone in the order this server learned
+//! they joined; `/rooms` counts both. A table of remote nicknames makes
+//! `/nick` refuse a name held elsewhere and lets `/msg` reach it. Remote
+//! members receive nothing from this server: their own server serves them.
+//!
+//! # Names
+//!
+//! A nickname is granted only when Redis says it is free on every server
+//! (a claim, [`ClusterRequest::Claim`]); `/nick` therefore answers when the
+//! claim does. Guest names come from numbers reserved in blocks with
+//! `INCRBY` and claimed *before* anybody needs one, so a new connection
+//! gets its name at once from a small pool of proven-free names. While the
+//! link is down the pool is not refilled; once it is empty a new
+//! connection is told that no name can be proven free and is closed.
+//!
+//! # Bus input is untrusted
+//!
+//! A message that contradicts what this server knows (a member named like
+//! a local user, a leave of someone another server holds) is dropped and
+//! counted ([`Hub::bus_dropped`]), never a panic.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::RangeInclusive;
+
+use super::name::{Name, NameKey};
+use super::{ClientId, Effects, Hub, Room};
+use crate::cluster::bus::{self, Event, Member, Message, Reason, ServerId, Text};
+
+/// What the hub asks of the Redis link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterRequest {
+    /// Publish this event to every other server.
+    Publish(Event),
+    /// Claim `name` for this server; answer with [`Hub::handle_claimed`].
+    Claim {
+        /// The name.
+        name: Name,
+        /// Hand it back with the answer.
+        token: u64,
+    },
+    /// This server no longer uses `name`: release its claim.
+    Release {
+        /// The name.
+        name: Name,
+    },
+    /// Free `name` if lost server `server` still holds it.
+    ReleaseFor {
+        /// The lost server.
+        server: ServerId,
+        /// The name.
+        name: Name,
+    },
+    /// Reserve `count` guest numbers; answer with [`Hub::handle_guests`].
+    ReserveGuests {
+        /// How many.
+        count: u64,
+        /// Hand it back with the answer.
+        token: u64,
+    },
+}
+
+/// A member of a room on another server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteMember {
+    /// When this server learned it joined (the hub's join clock).
+    pub joined: u64,
+    /// Its server.
+    pub server: ServerId,
+    /// Its nickname.
+    pub nick: Name,
+}
+
+/// What a new connection is told when no guest name can be proven free.
+pub const NO_GUEST_NAME: &str =
+    "* error: no nickname can be proven free right now (cluster link down); try again later";
+
+/// Guest numbers reserved at a time.
+pub const GUEST_BLOCK: u64 = 16;
+/// Below this many proven-free guest names (ready or being claimed), the
+/// hub reserves another block.
+pub const GUEST_LOW: usize = 8;
+/// Members one server's presence list may hold; a longer one is dropped.
+pub const MAX_PRESENCE: usize = 1 << 20;
+
+/// A pending claim: whose it is.
+#[derive(Debug, Clone, Copy)]
+enum ClaimFor {
+    /// `/nick` of `client`, then called `old`.
+    Nick { client: ClientId, old: Name },
+    /// A guest name for the pool.
+    Guest,
+}
+
+/// A member on another server, by nickname key.
+#[derive(Debug, Clone, Copy)]
+struct RemoteNick {
+    server: ServerId,
+    nick: Name,
+    room: NameKey,
+}
+
+/// The hub's view of the cluster (see the module documentation).
+#[derive(Debug, Default)]
+pub struct ClusterView {
+    /// Whether the link is up now.
+    up: bool,
+    /// Every member on another server, by nickname key.
+    remote: HashMap<NameKey, RemoteNick>,
+    /// Presence lists being received, part by part.
+    partial: HashMap<ServerId, Vec<Member>>,
+    /// Guest names claimed and not handed out yet.
+    guests: VecDeque<Name>,
+    /// Guest names whose claim is in flight.
+    guests_claiming: usize,
+    /// Whether a block of guest numbers has been asked for and not answered.
+    guests_reserving: bool,
+    /// Claims in flight, by token.
+    claims: HashMap<u64, ClaimFor>,
+    next_token: u64,
+    /// Bus messages dropped because they contradict what we know.
+    dropped: u64,
+}
+
+impl ClusterView {
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+}
+
+/// What a leave reason is called on the bus.
+fn bus_reason(reason: &str) -> Reason {
+    match reason {
+        "" => Reason::Plain,
+        "too slow" => Reason::TooSlow,
+        "idle timeout" => Reason::IdleTimeout,
+        "server lost" => Reason::ServerLost,
+        other => Reason::Quit(Text::sanitized(other)),
+    }
+}
+
+/// The words in parentheses for a leave reason from the bus.
+fn reason_words(reason: &Reason) -> &str {
+    match reason {
+        Reason::Plain => "",
+        Reason::Quit(text) => text.as_str(),
+        Reason::TooSlow => "too slow",
+        Reason::IdleTimeout => "idle timeout",
+        Reason::ServerLost => "server lost",
+    }
+}
+
+impl Hub {
+    // ----- inputs from the link ------------------------------------------
+
+    /// The link is up (`restored`: after a loss). Local users hear
+    /// `* cluster link restored`; this server's member list goes out, and
+    /// the guest pool is refilled.
+    pub fn handle_link_up(&mut self, restored: bool) {
+        self.emitting(|hub, out| {
+            let Some(view) = hub.cluster.as_mut() else {
+                return;
+            };
+            view.up = true;
+            if restored {
+                let line = hub.builder.str("* cluster link restored").finish();
+                for &id in hub.sessions.keys() {
+                    out.send(id, &line);
+                }
+            }
+            hub.publish_presence(out);
+            hub.refill_guests(out);
+        });
+    }
+
+    /// The link failed (`was_up`: it had been up). Local users hear that
+    /// only this server hears them now; local chat goes on.
+    pub fn handle_link_down(&mut self, was_up: bool) {
+        self.emitting(|hub, out| {
+            let Some(view) = hub.cluster.as_mut() else {
+                return;
+            };
+            view.up = false;
+            view.guests_reserving = false;
+            view.partial.clear();
+            if was_up {
+                let line = hub
+                    .builder
+                    .str("* cluster link lost; until it is back, only users on this server hear you")
+                    .finish();
+                for &id in hub.sessions.keys() {
+                    out.send(id, &line);
+                }
+            }
+        });
+    }
+
+    /// A message from another server.
+    pub fn handle_bus(&mut self, message: Message) {
+        self.emitting(|hub, out| hub.bus(message, out));
+    }
+
+    /// Server `server` went silent: its members leave with `(server lost)`
+    /// and their names are freed.
+    pub fn handle_server_lost(&mut self, server: ServerId) {
+        self.emitting(|hub, out| hub.drop_server(server, "server lost", out));
+    }
+
+    /// Messages from `server` were lost: ask it for its member list again.
+    pub fn handle_gap(&mut self, server: ServerId) {
+        self.emitting(|hub, out| {
+            if hub.cluster.is_some() {
+                out.cluster(ClusterRequest::Publish(Event::SyncRequest { to: server }));
+            }
+        });
+    }
+
+    /// The answer to a [`ClusterRequest::Claim`].
+    pub fn handle_claimed(&mut self, token: u64, name: Name, granted: bool) {
+        self.emitting(|hub, out| hub.claimed(token, name, granted, out));
+    }
+
+    /// The answer to a [`ClusterRequest::ReserveGuests`]: claim each guest
+    /// name of the block for the pool.
+    pub fn handle_guests(&mut self, _token: u64, numbers: Option<RangeInclusive<u64>>) {
+        self.emitting(|hub, out| {
+            let Some(view) = hub.cluster.as_mut() else {
+                return;
+            };
+            view.guests_reserving = false;
+            for n in numbers.into_iter().flatten() {
+                let token = view.token();
+                view.claims.insert(token, ClaimFor::Guest);
+                view.guests_claiming += 1;
+                out.cluster(ClusterRequest::Claim {
+                    name: Name::guest(n),
+                    token,
+                });
+            }
+        });
+    }
+
+    /// Another server holds `name`, which we thought ours (our lease ran
+    /// out while we were cut off). A pool name is forgotten; a user holding
+    /// it is renamed to a fresh guest name, announced like any rename.
+    pub fn handle_lease_lost(&mut self, name: Name) {
+        self.emitting(|hub, out| {
+            let Some(view) = hub.cluster.as_mut() else {
+                return;
+            };
+            view.guests.retain(|g| g.key() != name.key());
+            let Some(&id) = hub.nicks.get(&name.key()) else {
+                return;
+            };
+            if let Some(guest) = hub.take_cluster_guest(out) {
+                hub.rename(id, guest, out);
+            }
+        });
+    }
+
+    /// Whether a new connection would get a name now (the guest pool is
+    /// not empty): the server waits for this at start-up.
+    pub fn cluster_ready(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|v| !v.guests.is_empty())
+    }
+
+    /// Bus messages dropped because they contradicted what this server
+    /// knows (on top of those the link drops as malformed).
+    pub fn bus_dropped(&self) -> u64 {
+        self.cluster.as_ref().map_or(0, |v| v.dropped)
+    }
+
+    // ----- what the hub's own users do -----------------------------------
+
+    /// A proven-free guest name for a new connection, if the pool has one.
+    pub(super) fn take_cluster_guest(&mut self, out: &mut Effects) -> Option<Name> {
+        let view = self.cluster.as_mut()?;
+        let name = loop {
+            let name = view.guests.pop_front()?;
+            if !self.nicks.contains_key(&name.key()) && !view.remote.contains_key(&name.key()) {
+                break name;
+            }
+        };
+        self.refill_guests(out);
+        Some(name)
+    }
+
+    /// Ask for another block of guest numbers when the pool runs low.
+    fn refill_guests(&mut self, out: &mut Effects) {
+        let Some(view) = self.cluster.as_mut() else {
+            return;
+        };
+        if view.up && !view.guests_reserving && view.guests.len() + view.guests_claiming < GUEST_LOW
+        {
+            view.guests_reserving = true;
+            let token = view.token();
+            out.cluster(ClusterRequest::ReserveGuests {
+                count: GUEST_BLOCK,
+                token,
+            });
+        }
+    }
+
+    /// Whether another server holds the name `key`.
+    pub(super) fn held_elsewhere(&self, key: NameKey) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|v| v.remote.contains_key(&key))
+    }
+
+    /// The nickname as spelled by its holder, if another server holds it.
+    pub(super) fn remote_nick(&self, key: NameKey) -> Option<Name> {
+        self.cluster.as_ref()?.remote.get(&key).map(|r| r.nick)
+    }
+
+    /// `/nick NEW` in a cluster: claim NEW; the rename happens when granted.
+    pub(super) fn claim_nick(&mut self, id: ClientId, old: Name, new: Name, out: &mut Effects) {
+        let view = self.cluster.as_mut().expect("a cluster hub");
+        let token = view.token();
+        view.claims.insert(token, ClaimFor::Nick { client: id, old });
+        out.cluster(ClusterRequest::Claim { name: new, token });
+    }
+
+    fn claimed(&mut self, token: u64, name: Name, granted: bool, out: &mut Effects) {
+        let Some(view) = self.cluster.as_mut() else {
+            return;
+        };
+        let Some(claim) = view.claims.remove(&token) else {
+            if granted {
+                out.cluster(ClusterRequest::Release { name });
+            }
+            return;
+        };
+        let up = view.up;
+        match claim {
+            ClaimFor::Guest => {
+                view.guests_claiming -= 1;
+                if granted {
+                    view.guests.push_back(name);
+                }
+                self.refill_guests(out);
+            }
+            ClaimFor::Nick { client, old } => {
+                let current = self.sessions.get(&client).map(|s| s.nick);
+                let free_here = self.nicks.get(&name.key()).is_none_or(|&c| c == client);
+                if granted && current == Some(old) && free_here {
+                    self.rename(client, name, out);
+                    out.cluster(ClusterRequest::Release { name: old });
+                    return;
+                }
+                if granted {
+                    // Its user went away or renamed meanwhile.
+                    out.cluster(ClusterRequest::Release { name });
+                }
+                if current.is_none() {
+                    return;
+                }
+                let b = &mut self.builder;
+                if up {
+                    b.str("* error: nickname taken: ").str(name.as_str());
+                } else {
+                    b.str("* error: nickname ")
+                        .str(name.as_str())
+                        .str(" cannot be proven free while the cluster link is down (try again later)");
+                }
+                out.send(client, &b.finish());
+            }
+        }
+    }
+
+    /// Tell the other servers `nick` joined the room `key`.
+    pub(super) fn publish_join(&mut self, nick: Name, key: NameKey, out: &mut Effects) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let room = self.rooms[&key].name;
+        out.cluster(ClusterRequest::Publish(Event::Join { nick, room }));
+    }
+
+    /// Tell the other servers `nick` left `room`.
+    pub(super) fn publish_left(&mut self, nick: Name, room: Name, reason: &str, out: &mut Effects) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let reason = bus_reason(reason);
+        out.cluster(ClusterRequest::Publish(Event::Leave { nick, room, reason }));
+    }
+
+    /// Tell the other servers what `id` said (`/me` when `action`).
+    pub(super) fn publish_said(&mut self, id: ClientId, text: &str, action: bool, out: &mut Effects) {
+        let session = &self.sessions[&id];
+        let (nick, room) = (session.nick, self.rooms[&session.room].name);
+        let text = Text::sanitized(text);
+        let event = if action {
+            Event::Action { nick, room, text }
+        } else {
+            Event::Text { nick, room, text }
+        };
+        out.cluster(ClusterRequest::Publish(event));
+    }
+
+    /// Tell the other servers about a rename.
+    pub(super) fn publish_rename(&mut self, old: Name, new: Name, key: NameKey, out: &mut Effects) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let room = self.rooms[&key].name;
+        out.cluster(ClusterRequest::Publish(Event::Nick { old, new, room }));
+    }
+
+    /// A local user is gone: its name is free again.
+    pub(super) fn release_name(&mut self, name: Name, out: &mut Effects) {
+        if self.cluster.is_some() {
+            out.cluster(ClusterRequest::Release { name });
+        }
+    }
+
+    /// `/msg` to `to`, who is on another server.
+    pub(super) fn msg_remote(&mut self, id: ClientId, to: Name, text: &str, out: &mut Effects) {
+        let from = self.sessions[&id].nick;
+        out.cluster(ClusterRequest::Publish(Event::Private {
+            from,
+            to,
+            text: Text::sanitized(text),
+        }));
+        let echo = self
+            .builder
+            .str("-> *")
+            .str(to.as_str())
+            .str("* ")
+            .sanitized(text)
+            .finish();
+        out.send(id, &echo);
+    }
+
+    /// The server is shutting down: the other servers hear that all its
+    /// users left (one `bye`), and every name it holds is released.
+    pub(super) fn cluster_shutdown(&mut self, out: &mut Effects) {
+        let Some(view) = self.cluster.as_mut() else {
+            return;
+        };
+        out.cluster(ClusterRequest::Publish(Event::Bye));
+        for name in view.guests.drain(..) {
+            out.cluster(ClusterRequest::Release { name });
+        }
+        for session in self.sessions.values() {
+            out.cluster(ClusterRequest::Release { name: session.nick });
+        }
+    }
+
+    /// This server's members, in join order (for presence lists and
+    /// heartbeats).
+    fn local_members(&self) -> Vec<Member> {
+        let mut members: Vec<(u64, Member)> = self
+            .sessions
+            .values()
+            .map(|s| {
+                let member = Member {
+                    nick: s.nick,
+                    room: self.rooms[&s.room].name,
+                };
+                (s.joined, member)
+            })
+            .collect();
+        members.sort_by_key(|(joined, _)| *joined);
+        members.into_iter().map(|(_, m)| m).collect()
+    }
+
+    fn publish_presence(&mut self, out: &mut Effects) {
+        let members = self.local_members();
+        for part in bus::presence_parts(&members) {
+            out.cluster(ClusterRequest::Publish(part));
+        }
+    }
+
+    /// Panics if the remote tables disagree with the rooms.
+    pub(super) fn check_cluster_invariants(&self) {
+        let remote_in_rooms: usize = self.rooms.values().map(|r| r.remote.len()).sum();
+        let Some(view) = self.cluster.as_ref() else {
+            assert_eq!(remote_in_rooms, 0, "remote members without a cluster");
+            return;
+        };
+        assert_eq!(remote_in_rooms, view.remote.len(), "each remote member in one room");
+        for (key, r) in &view.remote {
+            assert!(!self.nicks.contains_key(key), "a name held here and elsewhere");
+            let room = &self.rooms[&r.room];
+            assert!(room.remote.iter().any(|m| m.nick.key() == *key));
+        }
+    }
+
+    // ----- what other servers do -----------------------------------------
+
+    fn bus(&mut self, message: Message, out: &mut Effects) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let server = message.server;
+        let accepted = match message.event {
+            Event::Join { nick, room } => self.remote_join(server, nick, room, out),
+            Event::Leave { nick, room, reason } => {
+                self.remote_leave(server, nick.key(), Some(room.key()), reason_words(&reason), out)
+            }
+            Event::Text { nick, room, text } => self.remote_said(nick, room, &text, false, out),
+            Event::Action { nick, room, text } => self.remote_said(nick, room, &text, true, out),
+            Event::Nick { old, new, room: _ } => self.remote_rename(server, old, new, out),
+            Event::Private { from, to, text } => {
+                if let Some(&id) = self.nicks.get(&to.key()) {
+                    let line = self
+                        .builder
+                        .str("*")
+                        .str(from.as_str())
+                        .str("* ")
+                        .str(text.as_str())
+                        .finish();
+                    out.send(id, &line);
+                }
+                true
+            }
+            Event::Presence {
+                first,
+                last,
+                members,
+            } => self.presence_part(server, first, last, members, out),
+            Event::SyncRequest { .. } => {
+                self.publish_presence(out);
+                true
+            }
+            Event::Heartbeat { .. } => true,
+            Event::Bye => {
+                self.drop_server(server, "", out);
+                true
+            }
+        };
+        if !accepted {
+            let view = self.cluster.as_mut().expect("a cluster hub");
+            view.dropped += 1;
+            log::debug!("bus message from {server:016x} contradicts what we know: dropped");
+        }
+    }
+
+    /// `nick` of `server` joined `room`. False if the name is not theirs.
+    fn remote_join(&mut self, server: ServerId, nick: Name, room: Name, out: &mut Effects) -> bool {
+        let key = nick.key();
+        if self.nicks.contains_key(&key) {
+            return false;
+        }
+        let view = self.cluster.as_ref().expect("a cluster hub");
+        if let Some(known) = view.remote.get(&key) {
+            if known.server != server {
+                return false;
+            }
+            if known.room == room.key() {
+                return true; // already known there (a repeated join)
+            }
+            // A join elsewhere without a leave (its leave was lost).
+            self.remote_leave(server, key, None, "", out);
+        }
+        let joined = self.next_join();
+        let room_entry = self.rooms.entry(room.key()).or_insert(Room::new(room));
+        if !room_entry.members.is_empty() {
+            let line = self
+                .builder
+                .str("* ")
+                .str(nick.as_str())
+                .str(" joined #")
+                .str(room_entry.name.as_str())
+                .finish();
+            out.send_room(&room_entry.members, None, &line);
+        }
+        room_entry.remote.push(super::RemoteMember {
+            joined,
+            server,
+            nick,
+        });
+        let view = self.cluster.as_mut().expect("a cluster hub");
+        view.remote.insert(
+            key,
+            RemoteNick {
+                server,
+                nick,
+                room: room.key(),
+            },
+        );
+        true
+    }
+
+    /// `key` of `server` left its room (`room`, if the message names one,
+    /// must be it). False if that member is not theirs.
+    fn remote_leave(
+        &mut self,
+        server: ServerId,
+        key: NameKey,
+        room: Option<NameKey>,
+        reason: &str,
+        out: &mut Effects,
+    ) -> bool {
+        let view = self.cluster.as_mut().expect("a cluster hub");
+        match view.remote.get(&key) {
+            Some(known) if known.server == server && room.is_none_or(|r| r == known.room) => {}
+            _ => return false,
+        }
+        let known = view.remote.remove(&key).expect("just seen");
+        let room = self.rooms.get_mut(&known.room).expect("a remote member's room");
+        room.remote.retain(|m| m.nick.key() != key);
+        if !room.members.is_empty() {
+            let b = &mut self.builder;
+            b.str("* ")
+                .str(known.nick.as_str())
+                .str(" left #")
+                .str(room.name.as_str());
+            if !reason.is_empty() {
+                b.str(" (").sanitized(reason).str(")");
+            }
+            out.send_room(&room.members, None, &b.finish());
+        }
+        if room.is_empty() && known.room != self.lobby {
+            self.rooms.remove(&known.room);
+        }
+        true
+    }
+
+    /// A line from `nick` (on another server) to `room`.
+    fn remote_said(
+        &mut self,
+        nick: Name,
+        room: Name,
+        text: &Text,
+        action: bool,
+        out: &mut Effects,
+    ) -> bool {
+        if self.nicks.contains_key(&nick.key()) {
+            return false;
+        }
+        let Some(room) = self.rooms.get(&room.key()) else {
+            return true; // nobody here to tell
+        };
+        if room.members.is_empty() {
+            return true;
+        }
+        let b = &mut self.builder;
+        if action {
+            b.str("* ").str(nick.as_str()).str(" ");
+        } else {
+            b.str("<").str(nick.as_str()).str("> ");
+        }
+        // Checked on decoding: no control characters.
+        let line = b.str(text.as_str()).finish();
+        out.send_room(&room.members, None, &line);
+        true
+    }
+
+    /// `old` of `server` is now `new`.
+    fn remote_rename(&mut self, server: ServerId, old: Name, new: Name, out: &mut Effects) -> bool {
+        if self.nicks.contains_key(&new.key()) {
+            return false;
+        }
+        let view = self.cluster.as_mut().expect("a cluster hub");
+        match view.remote.get(&old.key()) {
+            Some(known) if known.server == server => {}
+            _ => return false,
+        }
+        if new.key() != old.key() && view.remote.contains_key(&new.key()) {
+            return false;
+        }
+        let mut known = view.remote.remove(&old.key()).expect("just seen");
+        known.nick = new;
+        view.remote.insert(new.key(), known);
+        let room = self.rooms.get_mut(&known.room).expect("a remote member's room");
+        if let Some(m) = room.remote.iter_mut().find(|m| m.nick.key() == old.key()) {
+            m.nick = new;
+        }
+        if !room.members.is_empty() {
+            let line = self
+                .builder
+                .str("* ")
+                .str(old.as_str())
+                .str(" is now known as ")
+                .str(new.as_str())
+                .finish();
+            out.send_room(&room.members, None, &line);
+        }
+        true
+    }
+
+    /// Every member of `server` leaves (with `reason`), and their names are
+    /// freed for good measure (a server that said goodbye freed them itself).
+    fn drop_server(&mut self, server: ServerId, reason: &str, out: &mut Effects) {
+        let Some(view) = self.cluster.as_mut() else {
+            return;
+        };
+        view.partial.remove(&server);
+        let mut gone: Vec<(u64, NameKey, Name)> = Vec::new();
+        for (key, r) in &view.remote {
+            if r.server == server {
+                let joined = self.rooms[&r.room]
+                    .remote
+                    .iter()
+                    .find(|m| m.nick.key() == *key)
+                    .map_or(0, |m| m.joined);
+                gone.push((joined, *key, r.nick));
+            }
+        }
+        gone.sort_by_key(|(joined, _, _)| *joined);
+        for (_, key, nick) in gone {
+            self.remote_leave(server, key, None, reason, out);
+            out.cluster(ClusterRequest::ReleaseFor { server, name: nick });
+        }
+    }
+
+    /// One part of `server`'s member list; the last part replaces what we
+    /// knew of it, announcing only the differences.
+    fn presence_part(
+        &mut self,
+        server: ServerId,
+        first: bool,
+        last: bool,
+        members: Vec<Member>,
+        out: &mut Effects,
+    ) -> bool {
+        let view = self.cluster.as_mut().expect("a cluster hub");
+        if first {
+            view.partial.insert(server, Vec::new());
+        }
+        let Some(list) = view.partial.get_mut(&server) else {
+            return false; // a part without its start (the first was lost)
+        };
+        if list.len() + members.len() > MAX_PRESENCE {
+            view.partial.remove(&server);
+            return false;
+        }
+        list.extend(members);
+        if !last {
+            return true;
+        }
+        let list = view.partial.remove(&server).expect("just used");
+        self.apply_presence(server, list, out);
+        true
+    }
+
+    fn apply_presence(&mut self, server: ServerId, list: Vec<Member>, out: &mut Effects) {
+        let view = self.cluster.as_ref().expect("a cluster hub");
+        let wanted: HashMap<NameKey, Member> = list.iter().map(|m| (m.nick.key(), *m)).collect();
+        // Members we knew and who are gone (or elsewhere) now.
+        let stale: Vec<NameKey> = view
+            .remote
+            .iter()
+            .filter(|(key, r)| {
+                r.server == server
+                    && wanted
+                        .get(key)
+                        .is_none_or(|m| m.room.key() != r.room || m.nick != r.nick)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in stale {
+            let view = self.cluster.as_ref().expect("a cluster hub");
+            let known = view.remote[&key];
+            match wanted.get(&key) {
+                Some(m) if m.room.key() == known.room => {
+                    self.remote_rename(server, known.nick, m.nick, out);
+                }
+                _ => {
+                    self.remote_leave(server, key, None, "", out);
+                }
+            }
+        }
+        for member in list {
+            let view = self.cluster.as_mut().expect("a cluster hub");
+            if view.remote.get(&member.nick.key()).is_some_and(|r| r.server == server) {
+                continue; // known, unchanged
+            }
+            if !self.remote_join(server, member.nick, member.room, out) {
+                let view = self.cluster.as_mut().expect("a cluster hub");
+                view.dropped += 1;
+            }
+        }
+    }
+}
