@@ -40,6 +40,9 @@ pub enum Source {
     Udp(Box<UdpEndpoint>),
     /// An accepted TCP connection.
     Conn(Conn),
+    /// The link to Redis of `--cluster` (boxed, as rare as it is: one per
+    /// server).
+    Redis(Box<super::redis::RedisSource>),
 }
 
 impl Source {
@@ -48,6 +51,7 @@ impl Source {
         match self {
             Source::Listener(_) => "listener",
             Source::Udp(_) => "udp",
+            Source::Redis(_) => "redis",
             Source::Conn(c) => match c.proto {
                 Proto::Echo(_) => "echo-conn",
                 Proto::Chat(_) => "chat-conn",
