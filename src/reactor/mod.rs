@@ -226,7 +226,12 @@ impl Server {
         };
         let now = Instant::now();
         let cluster = match &config.cluster {
-            Some(url) => Some(Server::cluster_link(&mut sources, &mut next_serial, url, now)?),
+            Some(url) => Some(Server::cluster_link(
+                &mut sources,
+                &mut next_serial,
+                url,
+                now,
+            )?),
             None => None,
         };
         let limits = ChatLimits {

@@ -64,9 +64,8 @@ impl Server {
         url: &RedisUrl,
         now: Instant,
     ) -> io::Result<ClusterLink> {
-        let addr = config::resolve(&url.addr()).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot reach Redis at {url}: {e}"))
-        })?;
+        let addr = config::resolve(&url.addr())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot reach Redis at {url}: {e}")))?;
         let serial = *next_serial;
         *next_serial += 1;
         let key = sources.insert(Entry {
@@ -103,7 +102,11 @@ impl Server {
         loop {
             let c = self.cluster.as_ref().expect("checked above");
             if c.ever_up && self.hub.cluster_ready() {
-                info!("cluster link up: {} (server id {:016x})", c.url, c.link.server());
+                info!(
+                    "cluster link up: {} (server id {:016x})",
+                    c.url,
+                    c.link.server()
+                );
                 return Ok(());
             }
             if let Some(error) = &c.startup_error {

@@ -199,7 +199,9 @@ impl Hub {
             if was_up {
                 let line = hub
                     .builder
-                    .str("* cluster link lost; until it is back, only users on this server hear you")
+                    .str(
+                        "* cluster link lost; until it is back, only users on this server hear you",
+                    )
                     .finish();
                 for &id in hub.sessions.keys() {
                     out.send(id, &line);
@@ -330,7 +332,8 @@ impl Hub {
     pub(super) fn claim_nick(&mut self, id: ClientId, old: Name, new: Name, out: &mut Effects) {
         let view = self.cluster.as_mut().expect("a cluster hub");
         let token = view.token();
-        view.claims.insert(token, ClaimFor::Nick { client: id, old });
+        view.claims
+            .insert(token, ClaimFor::Nick { client: id, old });
         out.cluster(ClusterRequest::Claim { name: new, token });
     }
 
@@ -372,9 +375,9 @@ impl Hub {
                 if up {
                     b.str("* error: nickname taken: ").str(name.as_str());
                 } else {
-                    b.str("* error: nickname ")
-                        .str(name.as_str())
-                        .str(" cannot be proven free while the cluster link is down (try again later)");
+                    b.str("* error: nickname ").str(name.as_str()).str(
+                        " cannot be proven free while the cluster link is down (try again later)",
+                    );
                 }
                 out.send(client, &b.finish());
             }
@@ -400,7 +403,13 @@ impl Hub {
     }
 
     /// Tell the other servers what `id` said (`/me` when `action`).
-    pub(super) fn publish_said(&mut self, id: ClientId, text: &str, action: bool, out: &mut Effects) {
+    pub(super) fn publish_said(
+        &mut self,
+        id: ClientId,
+        text: &str,
+        action: bool,
+        out: &mut Effects,
+    ) {
         let session = &self.sessions[&id];
         let (nick, room) = (session.nick, self.rooms[&session.room].name);
         let text = Text::sanitized(text);
@@ -493,9 +502,16 @@ impl Hub {
             assert_eq!(remote_in_rooms, 0, "remote members without a cluster");
             return;
         };
-        assert_eq!(remote_in_rooms, view.remote.len(), "each remote member in one room");
+        assert_eq!(
+            remote_in_rooms,
+            view.remote.len(),
+            "each remote member in one room"
+        );
         for (key, r) in &view.remote {
-            assert!(!self.nicks.contains_key(key), "a name held here and elsewhere");
+            assert!(
+                !self.nicks.contains_key(key),
+                "a name held here and elsewhere"
+            );
             let room = &self.rooms[&r.room];
             assert!(room.remote.iter().any(|m| m.nick.key() == *key));
         }
@@ -510,9 +526,13 @@ impl Hub {
         let server = message.server;
         let accepted = match message.event {
             Event::Join { nick, room } => self.remote_join(server, nick, room, out),
-            Event::Leave { nick, room, reason } => {
-                self.remote_leave(server, nick.key(), Some(room.key()), reason_words(&reason), out)
-            }
+            Event::Leave { nick, room, reason } => self.remote_leave(
+                server,
+                nick.key(),
+                Some(room.key()),
+                reason_words(&reason),
+                out,
+            ),
             Event::Text { nick, room, text } => self.remote_said(nick, room, &text, false, out),
             Event::Action { nick, room, text } => self.remote_said(nick, room, &text, true, out),
             Event::Nick { old, new, room: _ } => self.remote_rename(server, old, new, out),
@@ -613,7 +633,10 @@ impl Hub {
             _ => return false,
         }
         let known = view.remote.remove(&key).expect("just seen");
-        let room = self.rooms.get_mut(&known.room).expect("a remote member's room");
+        let room = self
+            .rooms
+            .get_mut(&known.room)
+            .expect("a remote member's room");
         room.remote.retain(|m| m.nick.key() != key);
         if !room.members.is_empty() {
             let b = &mut self.builder;
@@ -678,7 +701,10 @@ impl Hub {
         let mut known = view.remote.remove(&old.key()).expect("just seen");
         known.nick = new;
         view.remote.insert(new.key(), known);
-        let room = self.rooms.get_mut(&known.room).expect("a remote member's room");
+        let room = self
+            .rooms
+            .get_mut(&known.room)
+            .expect("a remote member's room");
         if let Some(m) = room.remote.iter_mut().find(|m| m.nick.key() == old.key()) {
             m.nick = new;
         }
@@ -779,7 +805,11 @@ impl Hub {
         }
         for member in list {
             let view = self.cluster.as_mut().expect("a cluster hub");
-            if view.remote.get(&member.nick.key()).is_some_and(|r| r.server == server) {
+            if view
+                .remote
+                .get(&member.nick.key())
+                .is_some_and(|r| r.server == server)
+            {
                 continue; // known, unchanged
             }
             if !self.remote_join(server, member.nick, member.room, out) {

@@ -43,7 +43,10 @@ pub trait Queues {
     /// [`Hub::with_cluster`] emits one, so queues that serve a hub without
     /// a cluster may keep this default, which says loudly that it came.
     fn cluster(&mut self, request: ClusterRequest) {
-        debug_assert!(false, "a cluster request from a hub without a cluster: {request:?}");
+        debug_assert!(
+            false,
+            "a cluster request from a hub without a cluster: {request:?}"
+        );
         log::warn!("cluster request without a cluster, dropped: {request:?}");
     }
 }

@@ -712,7 +712,10 @@ impl Hub {
     /// Rename `id` (connected) to `new`, which is free: tell its room,
     /// and the other servers.
     fn rename(&mut self, id: ClientId, new: Name, out: &mut Effects) {
-        let session = self.sessions.get_mut(&id).expect("rename a connected client");
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .expect("rename a connected client");
         let old = session.nick;
         self.nicks.remove(&old.key());
         self.nicks.insert(new.key(), id);
