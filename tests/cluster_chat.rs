@@ -145,7 +145,7 @@ fn every_chat_row_works_across_two_servers() {
     expect(&mut a2, &format!("* {n_a2} is now known as bob"));
 
     // A disconnect, from B's side: a plain leave.
-    let (mut b2, n_b2) = ChatClient::join(b.addr("chat"));
+    let (b2, n_b2) = ChatClient::join(b.addr("chat"));
     expect(&mut a2, &format!("* {n_b2} joined #lobby"));
     drop(b2.stream.shutdown(std::net::Shutdown::Both));
     expect(&mut a2, &format!("* {n_b2} left #lobby"));
