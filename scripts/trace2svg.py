@@ -37,7 +37,7 @@ COLOURS = {
     "readable+closed": "#08519c",
     "writable": "#e6550d",
     "readable+writable": "#756bb1",
-    "retry": "#9e9ac8",
+    "retry": "#e7ba52",  # gold: purple is the READABLE | WRITABLE band
     "write": "#31a354",
 }
 INTEREST_COLOURS = {

@@ -7,7 +7,8 @@
 //! a [`slab::Slab`] of every registered source (listeners, connections, UDP
 //! sockets) and the timers. Each readiness event's token finds a slab entry;
 //! the reactor reads the socket until it would block, hands the bytes to that
-//! entry's sans-IO state machine from [`protocol`] (echo, UDP echo, chat),
+//! entry's *sans-IO* state machine from [`protocol`] (echo, UDP echo, chat:
+//! bytes in, bytes out, never a socket),
 //! and writes back whatever output the state machine queued in [`buffer`]s,
 //! asking mio for WRITABLE only while output waits. The protocol code never
 //! touches a socket, so it is tested and fuzzed without one.
@@ -39,7 +40,11 @@
 //! state machine; `pitfalls.md` names each trap of a hand-written reactor,
 //! where this crate handles it and which test proves it; `limits.md` lists
 //! every bound and its policy; `protocol.md` is the protocols, for users;
-//! `fuzzing.md` is how the state machines are fuzzed and what is checked.
+//! `fuzzing.md` is how the state machines are fuzzed and what is checked;
+//! `build-your-own.md` builds the reactor up from the tutorial's blocking
+//! server in five runnable programs (`examples/`, one idea each); and
+//! `glossary.md` defines every term (sans-IO, still-ready, interest,
+//! edge-triggered, token, budget, ...).
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]

@@ -55,11 +55,8 @@ impl Client {
 
     fn read_welcome(&mut self) {
         let welcome = self.line();
-        self.nick = welcome
-            .strip_prefix("* welcome to sockloop chat, you are ")
-            .and_then(|rest| rest.strip_suffix(" in #lobby; /help lists commands"))
-            .unwrap_or_else(|| panic!("not a welcome: {welcome:?}"))
-            .to_string();
+        self.nick = common::welcome_nick(&welcome);
+        assert!(welcome.contains(" in #lobby;"), "{welcome:?}");
     }
 
     fn send(&mut self, text: &str) {

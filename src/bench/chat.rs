@@ -39,6 +39,7 @@ use super::{
     CHAT_UNWELCOMED_MAX, DRAIN_TIMEOUT,
 };
 use crate::net::{read_once, ReadOutcome};
+use crate::protocol::chat::wire::{self, guest_number, welcome_nick};
 
 /// A receive buffer that hands out complete lines (without the LF). A line
 /// longer than the buffer cannot be one of ours: it is skipped to its LF and
@@ -127,29 +128,11 @@ impl LineBuf {
     }
 }
 
-/// The guest number in a nickname `guestK`.
-fn guest_number(nick: &[u8]) -> Option<u64> {
-    let digits = nick.strip_prefix(b"guest")?;
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-/// The nickname a welcome line gives: `* welcome to ..., you are NICK in ...`.
-fn welcome_nick(line: &[u8]) -> Option<&[u8]> {
-    if !line.starts_with(b"* welcome") {
-        return None;
-    }
-    const YOU_ARE: &[u8] = b"you are ";
-    let at = line.windows(YOU_ARE.len()).position(|w| w == YOU_ARE)? + YOU_ARE.len();
-    let rest = &line[at..];
-    Some(&rest[..rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())])
-}
-
-/// The nickname in a join notice `* NICK joined #lobby`.
+/// The nickname in a join notice to #lobby.
 fn joined_nick(line: &[u8]) -> Option<&[u8]> {
-    line.strip_prefix(b"* ")?.strip_suffix(b" joined #lobby")
+    wire::joined(line)
+        .filter(|&(_, room)| room == b"lobby")
+        .map(|(nick, _)| nick)
 }
 
 /// One line of a sender's window.
@@ -238,15 +221,10 @@ impl Book {
             tally.mismatched += 1;
             return;
         }
-        let relayed = line
-            .strip_prefix(b"<")
-            .and_then(|rest| rest.iter().position(|&b| b == b'>').map(|at| (rest, at)))
-            .filter(|&(rest, at)| rest.get(at + 1) == Some(&b' '));
-        let Some((rest, at)) = relayed else {
+        let Some((nick, payload)) = wire::relayed(line) else {
             tally.ignored += 1; // a notice
             return;
         };
-        let (nick, payload) = (&rest[..at], &rest[at + 2..]);
         let Some(&from) = guest_number(nick).and_then(|g| self.by_guest.get(&g)) else {
             tally.ignored += 1; // someone else's line
             return;

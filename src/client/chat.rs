@@ -16,8 +16,8 @@
 //!   become events under this token). Read it while the outbox has room and
 //!   queue the bytes as they are: the server does the line framing.
 //!
-//! The phases are [`Phase::Connecting`], [`Phase::Chatting`] and
-//! [`Phase::Quitting`]:
+//! The phases are [`ChatPhase::Connecting`], [`ChatPhase::Chatting`] and
+//! [`ChatPhase::Quitting`]:
 //!
 //! - `/nick NAME` is queued as the first line once connected, when given.
 //! - At end of stdin an unfinished last line gets its LF, `/quit` is queued,
@@ -50,16 +50,12 @@ use super::{
 };
 use crate::config::READ_BUF_SIZE;
 use crate::net::{self, ReadOutcome};
+use crate::protocol::chat::wire;
 
 /// The token of the connection to the server.
 pub const SOCKET: Token = Token(0);
 /// The token of stdin (polled directly, or woken by the stdin thread).
 pub const STDIN: Token = Token(1);
-
-/// How a sockloop chat server greets every client, first thing. A first
-/// line that does not start with this means we are talking to something
-/// else (the echo port, say), and the user is warned.
-pub const WELCOME_PREFIX: &[u8] = b"* welcome to sockloop chat";
 
 /// The prompt of the interactive client. Lines the user sends stay on the
 /// screen after it (`> hello`), which tells them apart from received ones
@@ -68,7 +64,7 @@ pub const PROMPT: &str = "> ";
 
 /// Where the conversation with the server is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum ChatPhase {
     /// The TCP connect is in progress.
     Connecting,
     /// Lines flow both ways.
@@ -118,7 +114,7 @@ pub fn run(args: &ChatOptions) -> io::Result<()> {
 struct Chat {
     stream: TcpStream,
     server: SocketAddr,
-    phase: Phase,
+    phase: ChatPhase,
     deadline: Deadline,
     /// The interest the socket is registered with now.
     interest: Interest,
@@ -143,7 +139,7 @@ struct Chat {
     /// Watches typed lines for `bye`, which ends the client even against a
     /// server that does not close on it.
     typed: ByeWatcher,
-    /// The line that started [`Phase::Quitting`]: `/quit` or `bye`.
+    /// The line that started [`ChatPhase::Quitting`]: `/quit` or `bye`.
     quit_line: &'static str,
 }
 
@@ -157,7 +153,7 @@ impl Chat {
         Chat {
             stream,
             server,
-            phase: Phase::Connecting,
+            phase: ChatPhase::Connecting,
             deadline: Deadline::after(CONNECT_TIMEOUT),
             interest: Interest::READABLE | Interest::WRITABLE,
             socket_readable: false,
@@ -214,7 +210,7 @@ impl Chat {
     /// short by its budget; otherwise wait for events or the deadline.
     fn poll_timeout(&self) -> Option<std::time::Duration> {
         let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
-        if self.phase != Phase::Connecting && (self.socket_readable || stdin_pending) {
+        if self.phase != ChatPhase::Connecting && (self.socket_readable || stdin_pending) {
             Some(std::time::Duration::ZERO)
         } else {
             self.deadline.poll_timeout()
@@ -223,7 +219,7 @@ impl Chat {
 
     /// One turn of the loop, after a poll.
     fn turn(&mut self, registry: &Registry) -> io::Result<Done> {
-        if self.phase == Phase::Connecting {
+        if self.phase == ChatPhase::Connecting {
             if self.deadline.expired() {
                 return Err(super::connect_timeout_error(self.server, CONNECT_TIMEOUT));
             }
@@ -236,7 +232,7 @@ impl Chat {
         if self.socket_readable && self.read_socket()? == Done::Yes {
             return Ok(Done::Yes);
         }
-        if self.phase == Phase::Quitting && self.deadline.expired() {
+        if self.phase == ChatPhase::Quitting && self.deadline.expired() {
             eprintln!(
                 "sockloop: {} did not close the connection within {} of {}; closing",
                 self.server,
@@ -263,7 +259,7 @@ impl Chat {
 
     fn connected(&mut self, peer: SocketAddr, registry: &Registry) -> io::Result<()> {
         log::debug!("chat: connected to {peer}");
-        self.phase = Phase::Chatting;
+        self.phase = ChatPhase::Chatting;
         self.deadline = Deadline::never();
         let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
         self.stdin = Some(stdin);
@@ -290,7 +286,9 @@ impl Chat {
                     self.received.push(&self.read_buf[..n], |line| {
                         if !*greeted {
                             *greeted = true;
-                            if !line.starts_with(WELCOME_PREFIX) {
+                            // Not a sockloop welcome: we are talking to
+                            // something else (the echo port, say).
+                            if !wire::is_welcome(line) {
                                 stranger = Some(super::lines::printable(line).into_owned());
                             }
                         }
@@ -387,14 +385,14 @@ impl Chat {
         }
         self.stdin_ready = false;
         self.quit_line = line;
-        self.phase = Phase::Quitting;
+        self.phase = ChatPhase::Quitting;
         self.deadline = Deadline::after(CLOSE_WAIT);
     }
 
     /// The connection failed under us. After `/quit` that is just the server
     /// closing (perhaps with a reset); before, it is an error.
     fn lost(&mut self, e: io::Error) -> io::Result<Done> {
-        if self.phase == Phase::Quitting {
+        if self.phase == ChatPhase::Quitting {
             log::debug!("chat: connection ended after /quit: {e}");
             return Ok(Done::Yes);
         }

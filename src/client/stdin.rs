@@ -61,11 +61,11 @@ pub const THREAD_CHUNK_BYTES: usize = 16 * 1024;
 /// stdin, registered with a client's poll under one token.
 #[derive(Debug)]
 pub struct Stdin {
-    source: Source,
+    source: StdinSource,
 }
 
 #[derive(Debug)]
-enum Source {
+enum StdinSource {
     /// A pipe, FIFO or socket, registered with epoll and non-blocking.
     Polled(mio::unix::pipe::Receiver),
     /// Anything else, read by a helper thread.
@@ -79,15 +79,6 @@ enum Source {
     },
 }
 
-/// How stdin will be read; see the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Registered with epoll directly.
-    Polled,
-    /// Read on a helper thread that wakes the loop.
-    Thread,
-}
-
 impl Stdin {
     /// Make stdin a source of events for `token` in `registry`.
     pub fn register(registry: &Registry, token: Token) -> io::Result<Stdin> {
@@ -99,7 +90,7 @@ impl Stdin {
                 Ok(()) => {
                     log::debug!("stdin: registered with epoll (pipe, FIFO or socket)");
                     return Ok(Stdin {
-                        source: Source::Polled(pipe),
+                        source: StdinSource::Polled(pipe),
                     });
                 }
                 // Not expected for a pipe or socket, but if it fails, the
@@ -114,19 +105,11 @@ impl Stdin {
         Stdin::spawn_reader(registry, token)
     }
 
-    /// Which path this stdin took.
-    pub fn mode(&self) -> Mode {
-        match self.source {
-            Source::Polled(_) => Mode::Polled,
-            Source::Thread { .. } => Mode::Thread,
-        }
-    }
-
     /// Stop watching stdin: deregister it (a duplicate fd's registration
     /// outlives the duplicate while fd 0 stays open, so closing is not enough)
     /// and give the descriptor back its blocking mode.
     pub fn close(mut self, registry: &Registry) {
-        if let Source::Polled(pipe) = &mut self.source {
+        if let StdinSource::Polled(pipe) = &mut self.source {
             let _ = registry.deregister(pipe);
         }
         // Drop restores blocking mode; a helper thread has already ended, or
@@ -165,7 +148,7 @@ impl Stdin {
         let (output, guard) = editor.spawn(prompt, tx, Arc::clone(&waker))?;
         log::debug!("stdin: a line editor on a helper thread (terminal)");
         let stdin = Stdin {
-            source: Source::Thread {
+            source: StdinSource::Thread {
                 chunks: rx,
                 current: Vec::new(),
                 taken: 0,
@@ -183,7 +166,7 @@ impl Stdin {
             .name("stdin".into())
             .spawn(move || read_stdin_forever(tx, &thread_waker))?;
         Ok(Stdin {
-            source: Source::Thread {
+            source: StdinSource::Thread {
                 chunks: rx,
                 current: Vec::new(),
                 taken: 0,
@@ -200,8 +183,8 @@ impl Stdin {
             return Ok(ReadOutcome::WouldBlock);
         }
         let result = match &mut self.source {
-            Source::Polled(pipe) => net::read_once(pipe, buf),
-            Source::Thread {
+            StdinSource::Polled(pipe) => net::read_once(pipe, buf),
+            StdinSource::Thread {
                 chunks,
                 current,
                 taken,
@@ -231,7 +214,7 @@ impl Stdin {
 
 impl Drop for Stdin {
     fn drop(&mut self) {
-        if let Source::Polled(pipe) = &self.source {
+        if let StdinSource::Polled(pipe) = &self.source {
             // Give fd 0's open file description back the way we found it
             // (blocking is how every program expects to receive stdin).
             let _ = pipe.set_nonblocking(false);

@@ -73,7 +73,7 @@ pub const PROMPT: &str = "me> ";
 
 /// Where the conversation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum TalkPhase {
     /// `--listen`: waiting for the one peer.
     Listening,
     /// Connecting to the peer.
@@ -122,7 +122,7 @@ pub fn run(options: &TalkOptions) -> io::Result<()> {
 
 /// The whole state of one side; one turn of the loop is [`Talk::turn`].
 struct Talk {
-    phase: Phase,
+    phase: TalkPhase,
     deadline: Deadline,
     /// `--listen`, until the peer arrives.
     listener: Option<(TcpListener, SocketAddr)>,
@@ -151,7 +151,7 @@ struct Talk {
 }
 
 impl Talk {
-    fn new(phase: Phase, deadline: Deadline) -> Talk {
+    fn new(phase: TalkPhase, deadline: Deadline) -> Talk {
         Talk {
             phase,
             deadline,
@@ -183,7 +183,7 @@ impl Talk {
         let local = listener.local_addr()?;
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         eprintln!("listening on {local}");
-        let mut talk = Talk::new(Phase::Listening, Deadline::never());
+        let mut talk = Talk::new(TalkPhase::Listening, Deadline::never());
         talk.listener = Some((listener, local));
         Ok(talk)
     }
@@ -192,7 +192,7 @@ impl Talk {
     fn connect(addr: &str, registry: &Registry) -> io::Result<Talk> {
         let (mut stream, resolved) = super::connect(addr)?;
         registry.register(&mut stream, PEER, Interest::READABLE | Interest::WRITABLE)?;
-        let mut talk = Talk::new(Phase::Connecting, Deadline::after(CONNECT_TIMEOUT));
+        let mut talk = Talk::new(TalkPhase::Connecting, Deadline::after(CONNECT_TIMEOUT));
         talk.stream = Some(stream);
         talk.peer = Some(resolved);
         Ok(talk)
@@ -211,7 +211,7 @@ impl Talk {
     /// Poll at once while a source still has input left over from a turn cut
     /// short by its budget; otherwise wait for events or the deadline.
     fn poll_timeout(&self) -> Option<Duration> {
-        let talking = matches!(self.phase, Phase::Talking | Phase::Closing);
+        let talking = matches!(self.phase, TalkPhase::Talking | TalkPhase::Closing);
         let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
         if talking && (self.socket_ready || stdin_pending) {
             Some(Duration::ZERO)
@@ -223,15 +223,15 @@ impl Talk {
     /// One turn of the loop, after a poll.
     fn turn(&mut self, registry: &Registry) -> io::Result<Done> {
         match self.phase {
-            Phase::Listening => {
+            TalkPhase::Listening => {
                 if self.listener_ready {
                     self.accept(registry)?;
                 }
-                if self.phase == Phase::Listening {
+                if self.phase == TalkPhase::Listening {
                     return Ok(Done::No);
                 }
             }
-            Phase::Connecting => {
+            TalkPhase::Connecting => {
                 let (Some(stream), Some(addr)) = (&self.stream, self.peer) else {
                     unreachable!("connecting without a stream");
                 };
@@ -243,12 +243,12 @@ impl Talk {
                     Some(peer) => self.connected(peer, registry)?,
                 }
             }
-            Phase::Talking | Phase::Closing => {}
+            TalkPhase::Talking | TalkPhase::Closing => {}
         }
         if self.socket_ready && self.read_peer()? == Done::Yes {
             return Ok(Done::Yes);
         }
-        if self.phase == Phase::Closing && self.deadline.expired() {
+        if self.phase == TalkPhase::Closing && self.deadline.expired() {
             eprintln!(
                 "sockloop: {} did not close the connection within {} of bye; closing",
                 self.peer_addr(),
@@ -307,7 +307,7 @@ impl Talk {
     fn connected(&mut self, peer: SocketAddr, registry: &Registry) -> io::Result<()> {
         eprintln!("connected to {peer}");
         self.peer = Some(peer);
-        self.phase = Phase::Talking;
+        self.phase = TalkPhase::Talking;
         self.deadline = Deadline::never();
         let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
         self.stdin = Some(stdin);
@@ -382,7 +382,7 @@ impl Talk {
     fn ending(&mut self, ended: Option<io::Result<()>>) -> io::Result<Done> {
         match ended {
             None => Ok(Done::No),
-            Some(Ok(())) if self.phase == Phase::Closing => Ok(Done::Yes),
+            Some(Ok(())) if self.phase == TalkPhase::Closing => Ok(Done::Yes),
             Some(Ok(())) => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
@@ -396,7 +396,7 @@ impl Talk {
 
     /// Move typed bytes into the outbox while there is room, sending as we
     /// go so that room frees up, up to the budget. A typed `bye`, or the end
-    /// of stdin, starts [`Phase::Closing`].
+    /// of stdin, starts [`TalkPhase::Closing`].
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
         let mut budget = READ_BUDGET_PER_TURN;
         while self.stdin_ready && budget > 0 {
@@ -442,7 +442,7 @@ impl Talk {
             stdin.close(registry);
         }
         self.stdin_ready = false;
-        self.phase = Phase::Closing;
+        self.phase = TalkPhase::Closing;
         self.deadline = Deadline::after(CLOSE_WAIT);
     }
 
@@ -451,7 +451,7 @@ impl Talk {
     fn send(&mut self) -> io::Result<()> {
         let stream = self.stream.as_mut().expect("connected");
         self.outbox.flush(stream)?;
-        if self.phase == Phase::Closing && self.outbox.is_empty() && !self.sending_shut {
+        if self.phase == TalkPhase::Closing && self.outbox.is_empty() && !self.sending_shut {
             stream.shutdown(Shutdown::Write)?;
             self.sending_shut = true;
         }
@@ -461,7 +461,7 @@ impl Talk {
     /// The connection failed under us. Once we said `bye` that is just the
     /// peer closing (perhaps with a reset); before, the peer vanished.
     fn lost(&mut self, e: io::Error) -> io::Result<Done> {
-        if self.phase == Phase::Closing {
+        if self.phase == TalkPhase::Closing {
             log::debug!("talk: connection ended after our bye: {e}");
             return Ok(Done::Yes);
         }

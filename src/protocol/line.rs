@@ -66,11 +66,6 @@ impl LineFramer {
         }
     }
 
-    /// The longest line accepted, without its ending.
-    pub fn max_line(&self) -> usize {
-        self.max_line
-    }
-
     /// Bytes of an unfinished line held now (never more than `max_line + 1`).
     pub fn buffered(&self) -> usize {
         if self.partial_is_finished_line {

@@ -6,17 +6,24 @@
 //! turn of the loop goes:
 //!
 //! 1. **wait** in `poll` until an event, or the nearest timer deadline, or not
-//!    at all if some source still had work when its budget ran out;
+//!    at all if some source is *still ready* (see 3);
 //! 2. **dispatch** each event to its slab entry: accept, read or write until
-//!    the socket would block (edge-triggered readiness only reports changes),
-//!    within a per-event budget so that one busy peer cannot starve the rest;
-//!    bytes read go to the entry's sans-IO state machine
-//!    ([`crate::protocol`]);
-//! 3. run **still-ready** sources (those that ran out of budget last turn)
-//!    and due **timers** (idle timeouts, accept back-off, stats);
+//!    the socket would block, because mio's readiness is *edge-triggered*: an
+//!    event reports a change ("became readable") once, not a state, so bytes
+//!    left unread get no second event. Each source has a *budget* per turn
+//!    (bytes, accepts, datagrams) so that one busy peer cannot starve the
+//!    rest. Bytes read go to the entry's *sans-IO* state machine
+//!    ([`crate::protocol`]): protocol logic that never touches a socket or a
+//!    clock, bytes and `now` in, bytes and effects out;
+//! 3. run the **still-ready** sources: those that stopped on their budget
+//!    with work left (or whose paused input resumed), which the kernel will
+//!    not report again, so the loop keeps them on a list of its own and does
+//!    not sleep while it is not empty; then due **timers** (idle timeouts,
+//!    accept back-off, stats);
 //! 4. **flush** every connection that got new output this turn: write first,
 //!    and ask for WRITABLE only if bytes remain (Redis's "handle clients with
-//!    pending writes before sleeping");
+//!    pending writes before sleeping"); a connection's *interest*, what
+//!    epoll watches it for, is a function of its state;
 //! 5. **sweep**: connections marked closing during the turn leave the slab
 //!    only now, after the whole batch, so an event of a closed connection can
 //!    never reach a new connection that reused its slot.
@@ -39,6 +46,10 @@
 //! - `udp.rs`: UDP echo sockets;
 //! - `source.rs`: what a slab entry holds ([`Source`]); plus
 //!   [`timers`], [`stats`] and [`mod@trace`].
+//!
+//! Every term in italics is in the repository's `docs/glossary.md`, and
+//! `docs/build-your-own.md` builds this loop up from a blocking server in
+//! five runnable steps (`examples/`).
 
 mod accept;
 mod outbox;

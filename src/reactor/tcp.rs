@@ -68,9 +68,35 @@ impl Server {
                     let data = &self.read_buf[..n];
                     match &mut conn.proto {
                         Proto::Echo(e) => {
-                            e.handle_input(data, &mut self.pool);
-                            self.pending_total += n;
-                            self.queue_flush(key);
+                            // Nothing queued before these bytes: send them
+                            // straight from the read buffer, and keep only
+                            // what the socket did not take. Streaming then
+                            // copies nothing, and a request-response echo
+                            // costs one read and one write as before.
+                            let mut rest = data;
+                            if e.pending() == 0 {
+                                let from = self.trace.as_ref().map(|_| Instant::now());
+                                match write_once(&mut &conn.stream, &[IoSlice::new(data)]) {
+                                    Ok(WriteOutcome::Wrote(w)) => {
+                                        conn.bytes_out += w as u64;
+                                        self.stats.bytes_out += w as u64;
+                                        rest = &data[w..];
+                                        if let (Some(t), Some(from)) = (self.trace.as_mut(), from) {
+                                            t.write(from, Instant::now(), key, w, n);
+                                        }
+                                    }
+                                    Ok(WriteOutcome::WouldBlock) => {}
+                                    Err(err) => {
+                                        self.close_conn(key, CloseReason::Error(err.to_string()));
+                                        return;
+                                    }
+                                }
+                            }
+                            if !rest.is_empty() {
+                                e.handle_input(rest, &mut self.pool);
+                                self.pending_total += rest.len();
+                                self.queue_flush(key);
+                            }
                         }
                         Proto::Chat(_) => {
                             let id = Conn::client_id(key, serial);

@@ -19,7 +19,7 @@ use crate::buffer::BufferPool;
 use crate::protocol::udp_echo::{Disposition, UdpEcho, UdpLimits};
 
 /// The source ports the protocol says are never answered.
-const SPEC_GUARDED_PORTS: [u16; 5] = [0, 7, 13, 17, 19];
+const GUARDED_PORTS: [u16; 5] = [0, 7, 13, 17, 19];
 
 /// One socket's life.
 #[derive(Debug, Clone)]
@@ -122,7 +122,7 @@ impl Socket {
     fn datagram(&mut self, src: SocketAddr, data: &[u8]) {
         self.received += 1;
         let got = self.echo.handle_datagram(src, data, &mut self.pool);
-        let want = if SPEC_GUARDED_PORTS.contains(&src.port()) {
+        let want = if GUARDED_PORTS.contains(&src.port()) {
             self.guarded += 1;
             Disposition::DroppedGuard
         } else if self.queue.is_empty() {
@@ -179,7 +179,7 @@ impl Socket {
         );
         for (dst, _) in &self.sent {
             assert!(
-                !SPEC_GUARDED_PORTS.contains(&dst.port()),
+                !GUARDED_PORTS.contains(&dst.port()),
                 "{step}: a reply went to guarded port {}",
                 dst.port()
             );

@@ -273,11 +273,7 @@ impl ChatClient {
         let reader = BufReader::new(stream.try_clone().unwrap());
         let mut c = ChatClient { stream, reader };
         let welcome = c.line();
-        let nick = welcome
-            .strip_prefix("* welcome to sockloop chat, you are ")
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("not a welcome: {welcome:?}"))
-            .to_string();
+        let nick = welcome_nick(&welcome);
         (c, nick)
     }
 
@@ -293,7 +289,7 @@ impl ChatClient {
                 .unwrap();
             if first.starts_with("* welcome") {
                 let reader = BufReader::new(s.try_clone().unwrap());
-                let nick = first.split(' ').nth(6).unwrap_or_default().to_string();
+                let nick = welcome_nick(first.trim_end());
                 return (ChatClient { stream: s, reader }, nick);
             }
             assert_eq!(first, "* error: server full\n");
@@ -372,6 +368,13 @@ pub fn pseudo_random_bytes(seed: u32, len: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// The nickname a chat welcome line gives; panics on any other line.
+pub fn welcome_nick(line: &str) -> String {
+    let nick = sockloop::protocol::chat::wire::welcome_nick(line.as_bytes())
+        .unwrap_or_else(|| panic!("not a welcome: {line:?}"));
+    String::from_utf8(nick.to_vec()).expect("an ASCII nickname")
 }
 
 /// Run heap-counting tests without libtest's harness (`harness = false` in

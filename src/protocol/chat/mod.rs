@@ -40,6 +40,7 @@
 //! - [`delivery`]: the per-client output bound and the too-slow rule.
 //! - [`name`]: the nickname and room-name rule, and case-insensitive keys.
 //! - [`text`]: building outgoing lines, and replacing control characters.
+//! - [`wire`]: the words of the lines other programs read, and their readers.
 //!
 //! docs/protocol.md describes the protocol for users; the exact lines below
 //! are the ones it documents.
@@ -49,6 +50,7 @@ pub mod command;
 pub mod delivery;
 pub mod name;
 pub mod text;
+pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
@@ -446,11 +448,11 @@ impl Hub {
         self.nicks.insert(nick.key(), id);
         let b = &mut self.builder;
         let welcome = b
-            .str("* welcome to sockloop chat, you are ")
+            .str(wire::WELCOME_HEAD)
             .str(nick.as_str())
-            .str(" in #")
+            .str(wire::WELCOME_ROOM)
             .str(LOBBY)
-            .str("; /help lists commands")
+            .str(wire::WELCOME_TAIL)
             .finish();
         out.send(id, &welcome);
         let lobby = self
