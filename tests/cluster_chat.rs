@@ -478,3 +478,61 @@ fn one_publish_per_line_per_room_and_malformed_messages_are_dropped() {
         expect(c, &format!("* {n_a1} is done"));
     }
 }
+
+/// Read `c`'s lines until one starts with `prefix`; return it.
+fn wait_line(c: &mut ChatClient, prefix: &str) -> String {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let line = c.line();
+        if line.starts_with(prefix) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no line starting {prefix:?}");
+    }
+}
+
+#[test]
+fn a_cut_off_server_comes_back_and_no_two_users_share_a_name() {
+    let Some(redis) = RedisServer::start("a_cut_off_server_comes_back", None) else {
+        return;
+    };
+    let a = serve(&redis.url(), &[]);
+    let b = serve(&redis.url(), &[]);
+    let (mut a1, n_a1) = ChatClient::join(a.addr("chat"));
+    let (mut b1, n_b1) = ChatClient::join(b.addr("chat"));
+    expect(&mut a1, &format!("* {n_b1} joined #lobby"));
+    settle(&mut b1, &n_a1);
+    b1.say("/nick alice");
+    expect(&mut b1, &format!("* {n_b1} is now known as alice"));
+    expect(&mut a1, &format!("* {n_b1} is now known as alice"));
+
+    // B stops answering (as if cut off): A notices and frees the name.
+    b.signal("STOP");
+    expect(&mut a1, "* alice left #lobby (server lost)");
+    a1.say("/nick alice");
+    expect(&mut a1, &format!("* {n_a1} is now known as alice"));
+
+    // B is back: it finds its user's name taken, renames that user, and
+    // the two servers agree again.
+    b.signal("CONT");
+    let renamed = wait_line(&mut b1, "* alice is now known as ");
+    let new = renamed.rsplit(' ').next().unwrap().to_string();
+    assert_ne!(new.to_lowercase(), "alice");
+    expect(&mut a1, &format!("* {new} joined #lobby"));
+    quiet(&mut a1, "lobby", &["alice", &new]);
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        b1.say("/who");
+        let who = wait_line(&mut b1, "* users in #lobby: ");
+        let mut names: Vec<&str> = who["* users in #lobby: ".len()..].split(", ").collect();
+        names.sort_unstable();
+        let mut want = vec!["alice", new.as_str()];
+        want.sort_unstable();
+        if names == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B still lists {names:?}");
+        // A pause between two questions, under the deadline above.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

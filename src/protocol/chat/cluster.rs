@@ -94,6 +94,8 @@ pub const GUEST_BLOCK: u64 = 16;
 pub const GUEST_LOW: usize = 8;
 /// Members one server's presence list may hold; a longer one is dropped.
 pub const MAX_PRESENCE: usize = 1 << 20;
+/// Lost servers remembered, so that one heard from again is recognised.
+pub const MAX_LOST: usize = 1024;
 
 /// A pending claim: whose it is.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +134,9 @@ pub struct ClusterView {
     next_token: u64,
     /// Bus messages dropped because they contradict what we know.
     dropped: u64,
+    /// Servers declared lost, most recent last (at most [`MAX_LOST`]): one
+    /// heard from again was only cut off, and is asked for its list.
+    lost: VecDeque<ServerId>,
 }
 
 impl ClusterView {
@@ -218,7 +223,15 @@ impl Hub {
     /// Server `server` went silent: its members leave with `(server lost)`
     /// and their names are freed.
     pub fn handle_server_lost(&mut self, server: ServerId) {
-        self.emitting(|hub, out| hub.drop_server(server, "server lost", out));
+        self.emitting(|hub, out| {
+            hub.drop_server(server, "server lost", out);
+            if let Some(view) = hub.cluster.as_mut() {
+                if view.lost.len() >= MAX_LOST {
+                    view.lost.pop_front();
+                }
+                view.lost.push_back(server);
+            }
+        });
     }
 
     /// Messages from `server` were lost: ask it for its member list again.
@@ -270,6 +283,12 @@ impl Hub {
             if let Some(guest) = hub.take_cluster_guest(out) {
                 hub.rename(id, guest, out);
             }
+            // The others may have dropped what we said under the old name
+            // (they gave it to someone else): lists are exchanged again.
+            hub.publish_presence(out);
+            out.cluster(ClusterRequest::Publish(Event::SyncRequest {
+                to: bus::EVERY_SERVER,
+            }));
         });
     }
 
@@ -520,10 +539,16 @@ impl Hub {
     // ----- what other servers do -----------------------------------------
 
     fn bus(&mut self, message: Message, out: &mut Effects) {
-        if self.cluster.is_none() {
+        let Some(view) = self.cluster.as_mut() else {
             return;
-        }
+        };
         let server = message.server;
+        if let Some(at) = view.lost.iter().position(|&s| s == server) {
+            // Declared lost, yet alive: it was cut off. Its members left
+            // here with (server lost); its list brings them back.
+            view.lost.remove(at);
+            out.cluster(ClusterRequest::Publish(Event::SyncRequest { to: server }));
+        }
         let accepted = match message.event {
             Event::Join { nick, room } => self.remote_join(server, nick, room, out),
             Event::Leave { nick, room, reason } => self.remote_leave(
