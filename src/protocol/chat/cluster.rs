@@ -844,3 +844,282 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chat::{ChatLimits, Effect};
+    use proptest::prelude::*;
+
+    const OTHER: ServerId = 0xb;
+
+    /// A cluster hub whose link is up and whose guest pool is full, and
+    /// what it emitted since the last look.
+    struct Rig {
+        hub: Hub,
+        sent: Vec<(ClientId, String)>,
+        requests: Vec<ClusterRequest>,
+    }
+
+    fn name(s: &str) -> Name {
+        Name::parse(s.as_bytes()).unwrap()
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let mut rig = Rig {
+                hub: Hub::with_cluster(ChatLimits { max_line: 100 }),
+                sent: Vec::new(),
+                requests: Vec::new(),
+            };
+            rig.hub.handle_link_up(false);
+            rig.take();
+            let token = rig
+                .requests
+                .iter()
+                .find_map(|r| match r {
+                    ClusterRequest::ReserveGuests { token, .. } => Some(*token),
+                    _ => None,
+                })
+                .expect("a guest block is reserved when the link comes up");
+            rig.hub.handle_guests(token, Some(1..=16));
+            rig.take();
+            rig.grant_claims(true);
+            assert!(rig.hub.cluster_ready());
+            rig
+        }
+
+        fn take(&mut self) {
+            self.sent.clear();
+            self.requests.clear();
+            while let Some(effect) = self.hub.poll_effect() {
+                match effect {
+                    Effect::Send { to, line } => {
+                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                        self.sent.extend(to.iter().map(|id| (id, text.clone())));
+                    }
+                    Effect::Close { .. } => {}
+                    Effect::Cluster(request) => self.requests.push(request),
+                }
+            }
+            self.hub.check_invariants();
+        }
+
+        /// Answer every claim emitted last.
+        fn grant_claims(&mut self, granted: bool) {
+            let claims: Vec<(u64, Name)> = self
+                .requests
+                .iter()
+                .filter_map(|r| match r {
+                    ClusterRequest::Claim { name, token } => Some((*token, *name)),
+                    _ => None,
+                })
+                .collect();
+            for (token, name) in claims {
+                self.hub.handle_claimed(token, name, granted);
+            }
+            self.take();
+        }
+
+        fn bus(&mut self, seq: u64, event: Event) {
+            self.hub.handle_bus(Message {
+                server: OTHER,
+                seq,
+                event,
+            });
+            self.take();
+        }
+
+        fn lines_to(&self, id: ClientId) -> Vec<&str> {
+            self.sent
+                .iter()
+                .filter(|(to, _)| *to == id)
+                .map(|(_, l)| l.as_str())
+                .collect()
+        }
+    }
+
+    fn join(nick: &str, room: &str) -> Event {
+        Event::Join {
+            nick: name(nick),
+            room: name(room),
+        }
+    }
+
+    #[test]
+    fn remote_members_are_listed_counted_and_announced() {
+        let mut rig = Rig::new();
+        let me = ClientId(1);
+        rig.hub.handle_connect(me);
+        rig.take();
+        rig.bus(1, join("ann", "lobby"));
+        assert_eq!(rig.lines_to(me), ["* ann joined #lobby"]);
+        rig.bus(2, join("bob", "rust"));
+        assert!(rig.sent.is_empty(), "#rust has nobody here");
+        rig.hub.handle_input(me, b"/who\n/rooms\n");
+        rig.take();
+        assert_eq!(
+            rig.lines_to(me),
+            [
+                "* users in #lobby: guest1, ann",
+                "* rooms: #lobby (2), #rust (1)"
+            ]
+        );
+        rig.hub.handle_input(me, b"/nick ANN\n");
+        rig.take();
+        assert_eq!(rig.lines_to(me), ["* error: nickname taken: ANN"]);
+        assert!(rig.requests.is_empty(), "no claim for a name known taken");
+    }
+
+    #[test]
+    fn contradicting_messages_are_dropped_and_counted() {
+        let mut rig = Rig::new();
+        rig.hub.handle_connect(ClientId(1));
+        rig.take();
+        rig.bus(1, join("guest1", "lobby")); // our own user's name
+        rig.bus(
+            2,
+            Event::Leave {
+                nick: name("nobody"),
+                room: name("lobby"),
+                reason: Reason::Plain,
+            },
+        );
+        rig.bus(
+            3,
+            Event::Presence {
+                first: false,
+                last: true,
+                members: Vec::new(),
+            },
+        );
+        assert_eq!(rig.hub.bus_dropped(), 3);
+        assert!(rig.sent.is_empty());
+    }
+
+    #[test]
+    fn a_presence_list_announces_only_what_changed() {
+        let mut rig = Rig::new();
+        let me = ClientId(1);
+        rig.hub.handle_connect(me);
+        rig.take();
+        rig.bus(1, join("ann", "lobby"));
+        rig.bus(2, join("bob", "lobby"));
+        let member = |nick: &str| Member {
+            nick: name(nick),
+            room: name("lobby"),
+        };
+        rig.bus(
+            3,
+            Event::Presence {
+                first: true,
+                last: true,
+                members: vec![member("ann"), member("cy")],
+            },
+        );
+        assert_eq!(
+            rig.lines_to(me),
+            ["* bob left #lobby", "* cy joined #lobby"]
+        );
+    }
+
+    #[test]
+    fn a_lost_server_takes_its_members_and_frees_their_names() {
+        let mut rig = Rig::new();
+        let me = ClientId(1);
+        rig.hub.handle_connect(me);
+        rig.take();
+        rig.bus(1, join("ann", "lobby"));
+        rig.hub.handle_server_lost(OTHER);
+        rig.take();
+        assert_eq!(rig.lines_to(me), ["* ann left #lobby (server lost)"]);
+        assert_eq!(
+            rig.requests,
+            [ClusterRequest::ReleaseFor {
+                server: OTHER,
+                name: name("ann")
+            }]
+        );
+        // Heard from again: it is asked for its list.
+        rig.bus(2, Event::Heartbeat { members: 1 });
+        assert_eq!(
+            rig.requests,
+            [ClusterRequest::Publish(Event::SyncRequest { to: OTHER })]
+        );
+    }
+
+    #[test]
+    fn a_rename_waits_for_its_claim() {
+        let mut rig = Rig::new();
+        let me = ClientId(1);
+        rig.hub.handle_connect(me);
+        rig.take();
+        rig.hub.handle_input(me, b"/nick zed\n");
+        rig.take();
+        assert!(rig.sent.is_empty(), "nothing until Redis answers");
+        rig.grant_claims(false);
+        assert_eq!(rig.lines_to(me), ["* error: nickname taken: zed"]);
+        rig.hub.handle_input(me, b"/nick zed\n");
+        rig.take();
+        rig.grant_claims(true);
+        assert_eq!(rig.lines_to(me), ["* guest1 is now known as zed"]);
+        assert!(rig.requests.contains(&ClusterRequest::Release {
+            name: name("guest1")
+        }));
+        // A change of case keeps the lease: no claim.
+        rig.hub.handle_input(me, b"/nick Zed\n");
+        rig.take();
+        assert_eq!(rig.lines_to(me), ["* zed is now known as Zed"]);
+        assert!(!rig
+            .requests
+            .iter()
+            .any(|r| matches!(r, ClusterRequest::Claim { .. })));
+    }
+
+    #[test]
+    fn link_notices_and_no_name_without_proof() {
+        let mut rig = Rig::new();
+        let me = ClientId(1);
+        rig.hub.handle_connect(me);
+        rig.take();
+        rig.hub.handle_link_down(true);
+        rig.take();
+        assert_eq!(
+            rig.lines_to(me),
+            ["* cluster link lost; until it is back, only users on this server hear you"]
+        );
+        // The pool still serves 15 more; then new connections are refused.
+        for i in 2..=16 {
+            rig.hub.handle_connect(ClientId(i));
+        }
+        rig.take();
+        rig.hub.handle_connect(ClientId(99));
+        rig.take();
+        assert_eq!(rig.lines_to(ClientId(99)), [NO_GUEST_NAME]);
+        rig.hub.handle_link_up(true);
+        rig.take();
+        assert_eq!(rig.lines_to(me), ["* cluster link restored"]);
+    }
+
+    proptest! {
+        /// Whatever other servers say, in any order, the hub neither panics
+        /// nor lets its tables disagree, and a local user keeps its name.
+        #[test]
+        fn any_bus_messages_keep_the_hub_consistent(
+            events in proptest::collection::vec(bus::strategy::event(), 0..40),
+        ) {
+            let mut rig = Rig::new();
+            rig.hub.handle_connect(ClientId(1));
+            rig.take();
+            for (i, event) in events.into_iter().enumerate() {
+                rig.bus(i as u64 + 1, event);
+            }
+            rig.hub.handle_server_lost(OTHER);
+            rig.take();
+            prop_assert_eq!(rig.hub.nick_of(ClientId(1)), Some("guest1"));
+            rig.hub.handle_input(ClientId(1), b"/who\n");
+            rig.take();
+            prop_assert_eq!(rig.lines_to(ClientId(1)), ["* users in #lobby: guest1"]);
+        }
+    }
+}
