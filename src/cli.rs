@@ -315,9 +315,10 @@ pub struct BenchArgs {
     /// The server, HOST:PORT [default: 127.0.0.1:12345 for echo and udp, 127.0.0.1:12346 for chat]
     #[arg(value_name = "ADDR", value_parser = parse_addr, conflicts_with = "to")]
     pub addr: Option<String>,
-    /// The server, HOST:PORT (the same as ADDR).
+    /// The server, HOST:PORT (the same as ADDR); for chat, repeat it to
+    /// spread the clients over several servers of one cluster.
     #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
-    pub to: Option<String>,
+    pub to: Vec<String>,
     /// Connections (or UDP sockets, or chat clients; chat needs 2 or more).
     #[arg(short = 'c', long, value_name = "N", default_value_t = 10, value_parser = parse_positive)]
     pub conns: usize,
@@ -352,7 +353,8 @@ impl BenchArgs {
                 BenchTarget::Udp => Target::Udp,
                 BenchTarget::Chat => Target::Chat,
             },
-            to: self.addr.clone().or_else(|| self.to.clone()),
+            to: self.addr.clone().or_else(|| self.to.first().cloned()),
+            also_to: self.to.iter().skip(1).cloned().collect(),
             conns: self.conns,
             size: self.size,
             pipeline: self.pipeline,

@@ -536,3 +536,36 @@ fn a_cut_off_server_comes_back_and_no_two_users_share_a_name() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn bench_chat_spreads_its_clients_over_servers_and_checks_every_line() {
+    let Some(redis) = RedisServer::start("bench_chat_spreads_its_clients", None) else {
+        return;
+    };
+    let a = serve(&redis.url(), &[]);
+    let b = serve(&redis.url(), &[]);
+    let (a_addr, b_addr) = (a.addr("chat").to_string(), b.addr("chat").to_string());
+    let (status, out, err) = run(&[
+        "bench", "chat", "--to", &a_addr, "--to", &b_addr, "-c", "6", "-n", "200", "--json",
+    ]);
+    assert!(status.success(), "{err}");
+    let field = |name: &str| -> u64 {
+        let at = out
+            .find(&format!("\"{name}\":"))
+            .unwrap_or_else(|| panic!("{out}"));
+        let rest = &out[at + name.len() + 3..];
+        let end = rest.find([',', '}']).unwrap();
+        rest[..end].parse().unwrap()
+    };
+    // Every line reaches the five other clients, half of them through the
+    // other server, and each is checked byte for byte.
+    assert_eq!(field("sent"), 200);
+    assert_eq!(field("messages"), 200 * 5);
+    assert_eq!(field("errors"), 0);
+    assert!(
+        out.contains(&format!("\"to\":\"{a_addr}, {b_addr}\"")),
+        "{out}"
+    );
+    let (status, _, err) = run(&["bench", "echo", "--to", &a_addr, "--to", &b_addr]);
+    assert_eq!(status.code(), Some(2), "{err}");
+}
