@@ -467,7 +467,10 @@ fn one_publish_per_line_per_room_and_malformed_messages_are_dropped() {
     raw.command(&[b"PUBLISH", b"sockloop:bus", b"\x01\x03not a message"]);
     raw.command(&[b"PUBLISH", b"sockloop:bus", b"\x09from the future"]);
     let line = a.stderr.wait_for("bus_dropped=2");
-    assert!(line.contains("bus_published="), "{line}");
+    assert!(
+        line.contains("bus_published=") && line.contains("bus_received="),
+        "{line}"
+    );
     let everyone: Vec<&str> = everyone.iter().map(String::as_str).collect();
     quiet(&mut a1, "lobby", &everyone);
     for (i, c) in listeners.iter_mut().enumerate() {
@@ -568,4 +571,30 @@ fn bench_chat_spreads_its_clients_over_servers_and_checks_every_line() {
     );
     let (status, _, err) = run(&["bench", "echo", "--to", &a_addr, "--to", &b_addr]);
     assert_eq!(status.code(), Some(2), "{err}");
+}
+
+#[test]
+fn guest_numbers_are_never_reused_across_servers() {
+    let Some(redis) = RedisServer::start("guest_numbers_are_never_reused", None) else {
+        return;
+    };
+    let a = serve(&redis.url(), &[]);
+    let mut b = serve(&redis.url(), &[]);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        // Each leaves at once, freeing its name: the number still is not
+        // handed out again.
+        let (c, nick) = ChatClient::join(server.addr("chat"));
+        drop(c);
+        assert!(seen.insert(nick.clone()), "{nick} handed out twice");
+    }
+    // A server that restarts takes a fresh block.
+    b.signal("TERM");
+    assert!(b.wait_exit().success());
+    let b = serve(&redis.url(), &[]);
+    for _ in 0..5 {
+        let (_c, nick) = ChatClient::join(b.addr("chat"));
+        assert!(seen.insert(nick.clone()), "{nick} handed out twice");
+    }
 }

@@ -134,6 +134,9 @@ pub struct ClusterView {
     next_token: u64,
     /// Bus messages dropped because they contradict what we know.
     dropped: u64,
+    /// Local users whose name another server holds now, waiting for a
+    /// guest name to be renamed to (the pool was empty).
+    renames_owed: Vec<ClientId>,
     /// Servers declared lost, most recent last (at most [`MAX_LOST`]): one
     /// heard from again was only cut off, and is asked for its list.
     lost: VecDeque<ServerId>,
@@ -280,8 +283,14 @@ impl Hub {
             let Some(&id) = hub.nicks.get(&name.key()) else {
                 return;
             };
-            if let Some(guest) = hub.take_cluster_guest(out) {
-                hub.rename(id, guest, out);
+            match hub.take_cluster_guest(out) {
+                Some(guest) => hub.rename(id, guest, out),
+                None => {
+                    let view = hub.cluster.as_mut().expect("a cluster hub");
+                    if !view.renames_owed.contains(&id) {
+                        view.renames_owed.push(id);
+                    }
+                }
             }
             // The others may have dropped what we said under the old name
             // (they gave it to someone else): lists are exchanged again.
@@ -372,6 +381,19 @@ impl Hub {
                 view.guests_claiming -= 1;
                 if granted {
                     view.guests.push_back(name);
+                }
+                while let Some(id) = self.cluster.as_mut().and_then(|v| v.renames_owed.pop()) {
+                    if !self.sessions.contains_key(&id) {
+                        continue; // gone meanwhile: its name went with it
+                    }
+                    match self.take_cluster_guest(out) {
+                        Some(guest) => self.rename(id, guest, out),
+                        None => {
+                            let view = self.cluster.as_mut().expect("a cluster hub");
+                            view.renames_owed.push(id);
+                            break;
+                        }
+                    }
                 }
                 self.refill_guests(out);
             }
@@ -875,18 +897,21 @@ mod tests {
             rig.hub.handle_link_up(false);
             rig.take();
             let token = rig
-                .requests
-                .iter()
-                .find_map(|r| match r {
-                    ClusterRequest::ReserveGuests { token, .. } => Some(*token),
-                    _ => None,
-                })
+                .reserve_token()
                 .expect("a guest block is reserved when the link comes up");
             rig.hub.handle_guests(token, Some(1..=16));
             rig.take();
             rig.grant_claims(true);
             assert!(rig.hub.cluster_ready());
             rig
+        }
+
+        /// The token of the guest block asked for last, if any.
+        fn reserve_token(&self) -> Option<u64> {
+            self.requests.iter().find_map(|r| match r {
+                ClusterRequest::ReserveGuests { token, .. } => Some(*token),
+                _ => None,
+            })
         }
 
         fn take(&mut self) {
@@ -1099,6 +1124,26 @@ mod tests {
         rig.hub.handle_link_up(true);
         rig.take();
         assert_eq!(rig.lines_to(me), ["* cluster link restored"]);
+    }
+
+    #[test]
+    fn a_lost_lease_renames_its_user_as_soon_as_a_guest_name_is_proven() {
+        let mut rig = Rig::new();
+        for i in 1..=16 {
+            rig.hub.handle_connect(ClientId(i));
+        }
+        rig.take();
+        let reserve = rig.reserve_token().expect("the pool ran low");
+        rig.hub.handle_lease_lost(name("guest1"));
+        rig.take();
+        assert!(rig.sent.is_empty(), "no proven name to give yet");
+        rig.hub.handle_guests(reserve, Some(17..=32));
+        rig.take();
+        rig.grant_claims(true);
+        assert_eq!(
+            rig.lines_to(ClientId(2)),
+            ["* guest1 is now known as guest17"]
+        );
     }
 
     proptest! {
