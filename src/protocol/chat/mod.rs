@@ -36,6 +36,8 @@
 //!
 //! # Submodules
 //!
+//! - [`cluster`]: the hub as one of several servers (`--cluster`): what
+//!   it tells the others, and what it learns from them.
 //! - [`command`]: splitting a line into a command and its arguments.
 //! - [`delivery`]: the per-client output bound and the too-slow rule.
 //! - [`name`]: the nickname and room-name rule, and case-insensitive keys.
