@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build every reference server of sockloop's benchmarks into
+# bench/baselines/target/release/ (gitignored):
+#
+#   c-epoll-echo   gcc -O2
+#   mio-echo, tokio-echo, tokio-chat   cargo build --release --locked
+#
+# Idempotent: make-like for the C server, cargo's own for the Rust ones. Each
+# Rust baseline is its own workspace with its own Cargo.lock, so none of
+# them is ever part of sockloop's build.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out="$here/target/release"
+mkdir -p "$out"
+
+CC=${CC:-gcc}
+if [ ! -x "$out/c-epoll-echo" ] || [ "$here/c-epoll-echo/echo.c" -nt "$out/c-epoll-echo" ]; then
+    "$CC" -O2 -g -Wall -Wextra -o "$out/c-epoll-echo" "$here/c-epoll-echo/echo.c"
+fi
+
+for name in mio-echo tokio-echo tokio-chat; do
+    CARGO_TARGET_DIR="$here/target" cargo build --release --locked --quiet \
+        --manifest-path "$here/$name/Cargo.toml"
+done
+
+ls "$out/c-epoll-echo" "$out/mio-echo" "$out/tokio-echo" "$out/tokio-chat"
