@@ -406,8 +406,10 @@ impl Hub {
                     return;
                 }
                 if granted {
-                    // Its user went away or renamed meanwhile.
+                    // Its user went away or renamed meanwhile: it no
+                    // longer wants the name, and nothing needs saying.
                     out.cluster(ClusterRequest::Release { name });
+                    return;
                 }
                 if current.is_none() {
                     return;
@@ -480,6 +482,17 @@ impl Hub {
 
     /// `/msg` to `to`, who is on another server.
     pub(super) fn msg_remote(&mut self, id: ClientId, to: Name, text: &str, out: &mut Effects) {
+        if !self.cluster.as_ref().is_some_and(|v| v.up) {
+            // Said now, it would be lost without a word.
+            let line = self
+                .builder
+                .str("* error: ")
+                .str(to.as_str())
+                .str(" is on another server, out of reach while the cluster link is down")
+                .finish();
+            out.send(id, &line);
+            return;
+        }
         let from = self.sessions[&id].nick;
         out.cluster(ClusterRequest::Publish(Event::Private {
             from,
@@ -1121,6 +1134,13 @@ mod tests {
         rig.hub.handle_connect(ClientId(99));
         rig.take();
         assert_eq!(rig.lines_to(ClientId(99)), [NO_GUEST_NAME]);
+        rig.bus(1, join("ann", "lobby"));
+        rig.hub.handle_input(me, b"/msg ann hi\n");
+        rig.take();
+        assert_eq!(
+            rig.lines_to(me),
+            ["* error: ann is on another server, out of reach while the cluster link is down"]
+        );
         rig.hub.handle_link_up(true);
         rig.take();
         assert_eq!(rig.lines_to(me), ["* cluster link restored"]);
