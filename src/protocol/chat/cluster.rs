@@ -92,8 +92,12 @@ pub const GUEST_BLOCK: u64 = 16;
 /// Below this many proven-free guest names (ready or being claimed), the
 /// hub reserves another block.
 pub const GUEST_LOW: usize = 8;
-/// Members one server's presence list may hold; a longer one is dropped.
-pub const MAX_PRESENCE: usize = 1 << 20;
+/// Members of presence lists being received, all servers together; a part
+/// that would pass it is dropped with its list.
+pub const MAX_PRESENCE: usize = 1 << 18;
+/// Members on other servers this server keeps track of; a join past it is
+/// dropped and counted (their own servers still serve them).
+pub const MAX_REMOTE_MEMBERS: usize = 1 << 20;
 /// Lost servers remembered, so that one heard from again is recognised.
 pub const MAX_LOST: usize = 1024;
 
@@ -638,6 +642,9 @@ impl Hub {
             return false;
         }
         let view = self.cluster.as_ref().expect("a cluster hub");
+        if !view.remote.contains_key(&key) && view.remote.len() >= MAX_REMOTE_MEMBERS {
+            return false;
+        }
         if let Some(known) = view.remote.get(&key) {
             if known.server != server {
                 return false;
@@ -820,10 +827,11 @@ impl Hub {
         if first {
             view.partial.insert(server, Vec::new());
         }
+        let receiving: usize = view.partial.values().map(Vec::len).sum();
         let Some(list) = view.partial.get_mut(&server) else {
             return false; // a part without its start (the first was lost)
         };
-        if list.len() + members.len() > MAX_PRESENCE {
+        if receiving + members.len() > MAX_PRESENCE {
             view.partial.remove(&server);
             return false;
         }
