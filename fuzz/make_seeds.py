@@ -282,6 +282,19 @@ SEEDS = {
     },
 }
 
+# reactor_sim: the simulation takes its first choices from the input, 8
+# bytes (a little-endian u64) per choice, and the rest from a generator
+# seeded by the input. Seeds: nothing given (all choices from the generator),
+# and the first choices of a few scenario families (the first draw picks
+# bulk or not: below 200 of 1000 is bulk).
+SEEDS["reactor_sim"] = {
+    "defaults": b"",
+    # bulk; --max-conns 2 + 10; --out-limit 4 MiB; --max-pending default
+    "bulk": b"".join(v.to_bytes(8, "little") for v in (0, 10, 1, 999)),
+    "not-bulk": (999).to_bytes(8, "little") + bytes(range(64)),
+    "noise": bytes((i * 37 + 11) % 256 for i in range(96)),
+}
+
 if __name__ == "__main__":
     for target, seeds in SEEDS.items():
         folder = os.path.join(HERE, "corpus", target)

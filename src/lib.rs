@@ -21,7 +21,10 @@
 //! - [`reactor`]: the only code that calls mio for the server: poll loop,
 //!   slab, dispatch, deferred close, timers, signals, stats, and the
 //!   `--trace-events` timeline ([`reactor::trace`]).
-//! - [`net`]: tiny socket helpers (`would_block`, read/write once).
+//! - [`net`]: the reactor's seam to the OS, the [`net::Net`] trait, with
+//!   mio behind it in production ([`net::mio`]) and an in-memory network
+//!   with a virtual clock and injected faults in the tests ([`net::sim`]);
+//!   plus tiny socket helpers (`would_block`, read/write once).
 //! - [`buffer`]: bounded byte queues and shared lines for fan-out.
 //! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
 //! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.

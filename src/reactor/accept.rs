@@ -6,7 +6,7 @@
 
 use super::*;
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Accept until the listener would block, within the accept budget.
     pub(super) fn accept_ready(&mut self, key: usize) {
         if self.phase != Phase::Running {
@@ -20,7 +20,7 @@ impl Server {
                 return; // the back-off timer will try again
             }
             let service = listener.service;
-            match listener.socket.accept() {
+            match self.net.accept(&listener.socket) {
                 Ok((stream, peer)) => self.admit(service, stream, peer),
                 Err(e) if would_block(&e) => return,
                 // The client gave up before we accepted it, or a signal came:
@@ -52,7 +52,7 @@ impl Server {
 
     /// Take an accepted connection into the slab, or turn it away at
     /// `--max-conns`.
-    pub(super) fn admit(&mut self, service: Service, mut stream: TcpStream, peer: SocketAddr) {
+    pub(super) fn admit(&mut self, service: Service, mut stream: N::Stream, peer: SocketAddr) {
         if self.stats.conns_open as usize >= self.max_conns {
             self.stats.conns_rejected += 1;
             debug!(
@@ -63,21 +63,20 @@ impl Server {
             if service == Service::Chat {
                 // A fresh socket's send buffer is empty, so this short line
                 // fits; if it somehow does not, the client just sees a close.
-                let _ = stream.write(chat::SERVER_FULL);
+                let _ = self.net.io(&stream).write(chat::SERVER_FULL);
             }
             return; // dropping the stream closes it
         }
         // Echo and chat send small replies that the client waits for; Nagle's
         // algorithm would hold them back waiting for an ACK.
-        if let Err(e) = stream.set_nodelay(true) {
+        if let Err(e) = self.net.set_nodelay(&stream) {
             debug!("set_nodelay {peer}: {e}");
         }
         let entry = self.sources.vacant_entry();
         let key = entry.key();
         let serial = self.next_serial;
         if let Err(e) = self
-            .poll
-            .registry()
+            .net
             .register(&mut stream, Token(key), Interest::READABLE)
         {
             warn!("register {peer}: {e}");
@@ -121,24 +120,11 @@ impl Server {
             self.set_deadline(key, Some(self.now + idle));
         }
         if service == Service::Chat {
-            let id = Conn::client_id(key, serial);
+            let id = client_id(key, serial);
             self.hub.handle_connect(id);
             self.deliver_chat();
         }
     }
-}
-
-/// A non-blocking TCP listener with our backlog (`config::LISTEN_BACKLOG`)
-/// and `SO_REUSEADDR` (so a restarted server can bind while old connections
-/// sit in TIME_WAIT), as mio's own `bind` does but with a larger backlog.
-pub(super) fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(config::LISTEN_BACKLOG)?;
-    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Whether an accept error means the process or system ran out of file
@@ -148,31 +134,4 @@ pub(super) fn out_of_resources(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
     )
-}
-
-/// Clamp `--max-conns` below the process's file descriptor limit, so that the
-/// clean "server full" path is hit before `accept` fails with EMFILE. The
-/// soft limit is first raised as far as the hard limit allows.
-pub(super) fn clamp_max_conns(max_conns: usize, endpoints: usize) -> usize {
-    let wanted = (max_conns + endpoints + config::FD_RESERVE) as u64;
-    let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
-        return max_conns;
-    };
-    let mut limit = soft;
-    if soft < wanted && hard > soft {
-        let raised = wanted.min(hard);
-        if rlimit::setrlimit(rlimit::Resource::NOFILE, raised, hard).is_ok() {
-            debug!("raised the fd limit from {soft} to {raised}");
-            limit = raised;
-        }
-    }
-    let usable = (limit as usize)
-        .saturating_sub(endpoints + config::FD_RESERVE)
-        .max(1);
-    if usable < max_conns {
-        warn!("--max-conns {max_conns} is above what the fd limit {limit} allows; using {usable}");
-        usable
-    } else {
-        max_conns
-    }
 }

@@ -52,6 +52,7 @@
 //! five runnable steps (`examples/`).
 
 mod accept;
+pub mod audit;
 mod outbox;
 mod redis;
 mod source;
@@ -68,58 +69,25 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, trace, warn};
-use mio::event::Event;
-use mio::net::{TcpListener, TcpStream, UdpSocket};
-use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_mio::v1_0::Signals;
+use mio::{Interest, Token};
 use slab::Slab;
 
 use crate::buffer::{BufferPool, ChunkQueue};
 use crate::config::{self, ServeConfig, Service};
-use crate::net::{interrupted, read_once, would_block, write_once, ReadOutcome, WriteOutcome};
+use crate::net::mio::MioNet;
+use crate::net::{
+    interrupted, read_once, would_block, write_once, EventList, Net, ReadOutcome, Readiness,
+    WriteOutcome, SIGNAL_TOKEN,
+};
 use crate::protocol::chat::delivery::Delivery;
 use crate::protocol::chat::{self, ChatLimits, Hub, LeaveReason};
 use crate::protocol::echo::EchoSession;
 use crate::protocol::udp_echo::{Disposition, UdpEcho, UdpLimits};
-use accept::{bind_listener, clamp_max_conns};
-use source::{ChatConn, CloseReason, Conn, Entry, Listener, Proto};
+use source::{client_id, ChatConn, CloseReason, Conn, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
 use timers::Timers;
 use trace::{EventTrace, Moved, Ready};
-
-/// The token of the signal source. Slab keys count up from 0, so the top of
-/// the token space never collides with one.
-const SIGNAL_TOKEN: Token = Token(usize::MAX);
-
-/// Readiness of one event, copied out of mio's `Event` so that still-ready
-/// sources can be dispatched through the same code with a synthetic one.
-#[derive(Debug, Clone, Copy)]
-struct Readiness {
-    readable: bool,
-    writable: bool,
-    /// The peer shut down its sending side (FIN seen) or the socket failed:
-    /// a short read then does not prove the socket is drained.
-    read_closed: bool,
-}
-
-impl Readiness {
-    fn of(event: &Event) -> Readiness {
-        Readiness {
-            readable: event.is_readable(),
-            writable: event.is_writable(),
-            read_closed: event.is_read_closed() || event.is_error(),
-        }
-    }
-
-    /// For a source that still had work: try everything, assume nothing.
-    const RETRY: Readiness = Readiness {
-        readable: true,
-        writable: true,
-        read_closed: true,
-    };
-}
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,14 +99,14 @@ enum Phase {
     Draining { deadline: Instant },
 }
 
-/// The server: the poll instance, the slab of sources and everything the loop
-/// owns. Fields are grouped by what reads and writes them.
-pub struct Server {
-    poll: Poll,
-    sources: Slab<Entry>,
+/// The server: the network (the poll instance and the sockets' system
+/// calls: mio in production, see [`Net`]), the slab of sources and everything
+/// the loop owns. Fields are grouped by what reads and writes them.
+pub struct Server<N: Net = MioNet> {
+    net: N,
+    sources: Slab<Entry<N>>,
     /// Slab keys of the listeners and UDP sockets, in the order given.
     endpoints: Vec<usize>,
-    signals: Signals,
     config: ServeConfig,
     /// `--max-conns`, clamped below the file descriptor limit.
     max_conns: usize,
@@ -177,11 +145,17 @@ pub struct Server {
     cluster: Option<redis::ClusterLink>,
 }
 
-impl Server {
+impl Server<MioNet> {
     /// Bind every socket of `config` and register it. A failure names the
     /// service and the address, and nothing is served.
     pub fn bind(config: ServeConfig) -> io::Result<Server> {
-        let poll = Poll::new()?;
+        Server::with_net(config, MioNet::new()?)
+    }
+}
+
+impl<N: Net> Server<N> {
+    /// [`Server::bind`] on any [`Net`]: the simulation passes its own.
+    pub fn with_net(config: ServeConfig, mut net: N) -> io::Result<Server<N>> {
         let mut sources = Slab::new();
         let mut endpoints = Vec::new();
         let mut next_serial = 0;
@@ -197,9 +171,7 @@ impl Server {
             let token = Token(entry.key());
             let source = match spec.service {
                 Service::TcpEcho | Service::Chat => {
-                    let mut socket = bind_listener(addr).map_err(fail)?;
-                    poll.registry()
-                        .register(&mut socket, token, Interest::READABLE)?;
+                    let socket = net.listen_tcp(addr, token).map_err(fail)?;
                     Source::Listener(Listener {
                         socket,
                         service: spec.service,
@@ -207,9 +179,7 @@ impl Server {
                     })
                 }
                 Service::UdpEcho => {
-                    let mut socket = UdpSocket::bind(addr).map_err(fail)?;
-                    poll.registry()
-                        .register(&mut socket, token, Interest::READABLE)?;
+                    let socket = net.bind_udp(addr, token).map_err(fail)?;
                     Source::Udp(Box::new(UdpEndpoint {
                         socket,
                         echo: UdpEcho::new(UdpLimits {
@@ -227,15 +197,13 @@ impl Server {
             });
             next_serial += 1;
         }
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        poll.registry()
-            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        let max_conns = clamp_max_conns(config.max_conns, endpoints.len());
+        net.register_signals()?;
+        let max_conns = net.clamp_max_conns(config.max_conns, endpoints.len());
         let trace = match &config.trace_events {
             Some(path) => Some(EventTrace::create(path)?),
             None => None,
         };
-        let now = Instant::now();
+        let now = net.now();
         let cluster = match &config.cluster {
             Some(url) => Some(Server::cluster_link(
                 &mut sources,
@@ -253,10 +221,9 @@ impl Server {
             None => Hub::new(limits),
         };
         Ok(Server {
-            poll,
+            net,
             sources,
             endpoints,
-            signals,
             max_conns,
             hub,
             pool: BufferPool::new(),
@@ -286,8 +253,8 @@ impl Server {
         self.endpoints
             .iter()
             .filter_map(|&key| match &self.sources[key].source {
-                Source::Listener(l) => Some((l.service, l.socket.local_addr().ok()?)),
-                Source::Udp(u) => Some((Service::UdpEcho, u.socket.local_addr().ok()?)),
+                Source::Listener(l) => Some((l.service, self.net.listener_addr(&l.socket).ok()?)),
+                Source::Udp(u) => Some((Service::UdpEcho, self.net.udp_addr(&u.socket).ok()?)),
                 Source::Conn(_) | Source::Redis(_) => None,
             })
             .collect()
@@ -307,7 +274,7 @@ impl Server {
             self.config.max_line,
             self.config.out_limit
         );
-        let mut events = Events::with_capacity(1024);
+        let mut events = N::Events::with_capacity(1024);
         loop {
             self.turn(&mut events, None)?;
             if self.drain_finished() {
@@ -325,20 +292,20 @@ impl Server {
     /// One turn of the loop: wait, dispatch, retry, timers, flush, sweep.
     /// `max_wait` caps the wait (tests drive the loop a turn at a time and
     /// must never block forever); the server itself passes `None`.
-    pub fn turn(&mut self, events: &mut Events, max_wait: Option<Duration>) -> io::Result<()> {
+    pub fn turn(&mut self, events: &mut N::Events, max_wait: Option<Duration>) -> io::Result<()> {
         let timeout = match (self.poll_timeout(), max_wait) {
             (Some(t), Some(cap)) => Some(t.min(cap)),
             (t, cap) => t.or(cap),
         };
         let waited_from = self.trace_clock();
-        match self.poll.poll(events, timeout) {
+        match self.net.poll(events, timeout) {
             Ok(()) => {}
             // A signal landed while we slept: just loop (the signal itself
             // arrives as an event through signal-hook's pipe).
             Err(e) if interrupted(&e) => return Ok(()),
             Err(e) => return Err(e),
         }
-        self.now = Instant::now();
+        self.now = self.net.now();
         // The sources to retry this turn are those that ran out of budget
         // before this poll; any that run out during this turn wait for the
         // next, so a budget is spent at most once per source per turn
@@ -346,17 +313,17 @@ impl Server {
         // keeps both allocations alive: this costs nothing per turn.
         std::mem::swap(&mut self.retry_scratch, &mut self.still_ready);
         if let (Some(t), Some(from)) = (self.trace.as_mut(), waited_from) {
-            t.poll_wait(from, self.now, events.iter().count(), timeout);
+            t.poll_wait(from, self.now, events.ready().count(), timeout);
         }
         // Counting the batch is a pass over it: only when tracing.
         let batch = if self.trace.is_some() {
-            events.iter().count()
+            events.ready().count()
         } else {
             0
         };
         self.step("events", batch, |s| {
-            for event in events.iter() {
-                s.dispatch(event.token(), Readiness::of(event));
+            for (token, readiness) in events.ready() {
+                s.dispatch(token, readiness);
             }
         });
         self.step(
@@ -382,7 +349,7 @@ impl Server {
     /// Run one step of the turn. With `--trace-events`, a step that had
     /// `items` to handle is recorded as a slice on the loop's track; without,
     /// this is just `run(self)`.
-    fn step(&mut self, name: &str, items: usize, run: impl FnOnce(&mut Server)) {
+    fn step(&mut self, name: &str, items: usize, run: impl FnOnce(&mut Server<N>)) {
         let from = self.trace_clock();
         run(self);
         if let (Some(t), Some(from)) = (self.trace.as_mut(), from) {
@@ -414,7 +381,7 @@ impl Server {
         // Round up to the next millisecond: epoll's timeout is in whole
         // milliseconds, and rounding down would wake us just before the
         // deadline, to find nothing due and sleep 0 ms again.
-        let wait = nearest.saturating_duration_since(Instant::now());
+        let wait = nearest.saturating_duration_since(self.net.now());
         Some(Duration::from_millis(wait.as_micros().div_ceil(1000) as u64))
     }
 
@@ -480,7 +447,7 @@ impl Server {
 
     fn handle_signals(&mut self) {
         let mut received = Vec::new();
-        received.extend(self.signals.pending());
+        self.net.take_signals(&mut received);
         for signal in received {
             if let Some(t) = self.trace.as_mut() {
                 t.signal(signal);
@@ -512,7 +479,7 @@ impl Server {
         for &key in &self.endpoints {
             let serial = self.sources[key].serial;
             if let Source::Listener(l) = &mut self.sources[key].source {
-                let _ = self.poll.registry().deregister(&mut l.socket);
+                let _ = self.net.deregister_listener(&mut l.socket);
                 if let Some(when) = l.backoff_until.take() {
                     self.timers.cancel(when, key, serial);
                 }

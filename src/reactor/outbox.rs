@@ -16,6 +16,7 @@ use super::tcp::queue_flush;
 use super::Server;
 use crate::buffer::ChunkQueue;
 use crate::cluster::link::Link;
+use crate::net::Net;
 use crate::protocol::chat::cluster::ClusterRequest;
 use crate::protocol::chat::delivery::Queues;
 use log::warn;
@@ -23,7 +24,7 @@ use std::time::Instant;
 
 use crate::protocol::chat::ClientId;
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Carry out every effect the hub has queued, then disconnect the
     /// clients that turned out too slow, until there is nothing left to do.
     pub(super) fn deliver_chat(&mut self) {
@@ -65,8 +66,8 @@ impl Server {
 }
 
 /// The chat connections' output queues, as the delivery policy sees them.
-struct SlabQueues<'a> {
-    sources: &'a mut Slab<Entry>,
+struct SlabQueues<'a, N: Net> {
+    sources: &'a mut Slab<Entry<N>>,
     flush_list: &'a mut Vec<usize>,
     /// The server's count of all pending output (`--max-pending`).
     pending_total: &'a mut usize,
@@ -76,8 +77,8 @@ struct SlabQueues<'a> {
     now: Instant,
 }
 
-impl SlabQueues<'_> {
-    fn chat_conn(&mut self, id: ClientId) -> Option<&mut Conn> {
+impl<N: Net> SlabQueues<'_, N> {
+    fn chat_conn(&mut self, id: ClientId) -> Option<&mut Conn<N>> {
         let entry = self.sources.get_mut(key_of(id))?;
         if !serial_matches(id, entry.serial) {
             return None;
@@ -89,7 +90,7 @@ impl SlabQueues<'_> {
     }
 }
 
-impl Queues for SlabQueues<'_> {
+impl<N: Net> Queues for SlabQueues<'_, N> {
     fn queue(&mut self, id: ClientId) -> Option<&mut ChunkQueue> {
         match &mut self.chat_conn(id)?.proto {
             Proto::Chat(chat) => Some(&mut chat.out),

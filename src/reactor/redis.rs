@@ -46,20 +46,20 @@ pub struct ClusterLink {
 }
 
 /// The link's socket, when one is open.
-pub struct RedisSource {
+pub struct RedisSource<N: Net> {
     /// The connection to Redis.
-    pub socket: Option<TcpStream>,
+    pub socket: Option<N::Stream>,
     /// Whether the connect has completed.
     pub connected: bool,
     /// What mio watches for now (`None`: not registered).
     pub interest: Option<Interest>,
 }
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Build the link for `url` and give it its slab entry (no socket yet:
     /// the link asks for one at once).
     pub(super) fn cluster_link(
-        sources: &mut Slab<Entry>,
+        sources: &mut Slab<Entry<N>>,
         next_serial: &mut u64,
         url: &RedisUrl,
         now: Instant,
@@ -96,8 +96,8 @@ impl Server {
         if self.cluster.is_none() {
             return Ok(());
         }
-        let deadline = Instant::now() + limit;
-        let mut events = Events::with_capacity(64);
+        let deadline = self.net.now() + limit;
+        let mut events = N::Events::with_capacity(64);
         self.pump_link();
         loop {
             let c = self.cluster.as_ref().expect("checked above");
@@ -115,7 +115,7 @@ impl Server {
                     c.url
                 )));
             }
-            let now = Instant::now();
+            let now = self.net.now();
             if now >= deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -138,7 +138,7 @@ impl Server {
         let Source::Redis(r) = &mut self.sources[key].source else {
             return;
         };
-        let Some(socket) = r.socket.as_mut() else {
+        let Some(socket) = r.socket.as_ref() else {
             return; // closed earlier in this batch
         };
         let now = self.now;
@@ -146,20 +146,13 @@ impl Server {
             if !(ready.writable || ready.read_closed) {
                 return;
             }
-            match socket.take_error() {
-                Ok(Some(e)) | Err(e) => {
-                    c.link.handle_io_error(now, &e);
-                    return self.pump_link();
-                }
-                Ok(None) => {}
-            }
-            match socket.peer_addr() {
-                Ok(_) => {
+            match self.net.connect_result(socket) {
+                Ok(true) => {
                     trace!("token={key}: redis connected");
                     r.connected = true;
                     c.link.handle_connected(now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Ok(false) => return, // not yet: a spurious event
                 Err(e) => c.link.handle_io_error(now, &e),
             }
             return self.pump_link();
@@ -167,7 +160,7 @@ impl Server {
         if ready.readable || ready.read_closed {
             let mut budget = config::READ_BUDGET_PER_TURN;
             loop {
-                match read_once(socket, &mut self.read_buf) {
+                match read_once(&mut self.net.io(socket), &mut self.read_buf) {
                     Ok(ReadOutcome::Data(n)) => {
                         c.link.handle_input(now, &self.read_buf[..n]);
                         budget = budget.saturating_sub(n);
@@ -244,10 +237,9 @@ impl Server {
             Interest::READABLE
         };
         if r.interest != Some(desired) {
-            let registry = self.poll.registry();
             let result = match r.interest {
-                Some(_) => registry.reregister(socket, Token(key), desired),
-                None => registry.register(socket, Token(key), desired),
+                Some(_) => self.net.reregister(socket, Token(key), desired),
+                None => self.net.register(socket, Token(key), desired),
             };
             match result {
                 Ok(()) => {
@@ -273,13 +265,13 @@ impl Server {
         let Source::Redis(r) = &mut self.sources[c.key].source else {
             return false;
         };
-        let (Some(socket), true) = (r.socket.as_mut(), r.connected) else {
+        let (Some(socket), true) = (r.socket.as_ref(), r.connected) else {
             return false;
         };
         let mut budget = config::WRITE_BUDGET_PER_TURN;
         while !c.link.transmit().is_empty() && budget > 0 {
             let bytes = c.link.transmit();
-            match write_once(socket, &[IoSlice::new(bytes)]) {
+            match write_once(&mut self.net.io(socket), &[IoSlice::new(bytes)]) {
                 Ok(WriteOutcome::Wrote(n)) => {
                     c.link.advance(n);
                     budget = budget.saturating_sub(n);
@@ -311,7 +303,7 @@ impl Server {
                     return;
                 };
                 debug!("connecting to Redis at {}", c.url);
-                match TcpStream::connect(c.addr) {
+                match self.net.connect(c.addr) {
                     Ok(socket) => {
                         r.socket = Some(socket);
                         r.connected = false;
@@ -330,11 +322,8 @@ impl Server {
             LinkEffect::Down { error, was_up } => {
                 let key = c.key;
                 if let Source::Redis(r) = &mut self.sources[key].source {
-                    if let Some(mut socket) = r.socket.take() {
-                        if r.interest.is_some() {
-                            let _ = self.poll.registry().deregister(&mut socket);
-                        }
-                    }
+                    // Closing is dropping (it also leaves epoll).
+                    r.socket = None;
                     r.connected = false;
                     r.interest = None;
                 }

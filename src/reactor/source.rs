@@ -12,11 +12,12 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::Interest;
 
 use crate::buffer::{BufferPool, ChunkQueue};
 use crate::config::Service;
+use crate::net::mio::MioNet;
+use crate::net::Net;
 use crate::protocol::chat::ClientId;
 use crate::protocol::echo::EchoSession;
 use crate::protocol::udp_echo::UdpEcho;
@@ -24,28 +25,28 @@ use crate::protocol::udp_echo::UdpEcho;
 /// One slab entry: a source and the serial number it was given when it was
 /// inserted. Serial numbers only grow, so (slot, serial) names one source for
 /// the whole life of the process, even after its slot is reused.
-pub struct Entry {
+pub struct Entry<N: Net = MioNet> {
     /// Unique for the process's lifetime.
     pub serial: u64,
     /// The source itself.
-    pub source: Source,
+    pub source: Source<N>,
 }
 
 /// A registered source.
-pub enum Source {
+pub enum Source<N: Net = MioNet> {
     /// A TCP listener for echo or chat.
-    Listener(Listener),
+    Listener(Listener<N>),
     /// A UDP echo socket (boxed: its queue makes it much larger than the
     /// other variants, and every slab slot is as large as the largest variant).
-    Udp(Box<UdpEndpoint>),
+    Udp(Box<UdpEndpoint<N>>),
     /// An accepted TCP connection.
-    Conn(Conn),
+    Conn(Conn<N>),
     /// The link to Redis of `--cluster` (boxed, as rare as it is: one per
     /// server).
-    Redis(Box<super::redis::RedisSource>),
+    Redis(Box<super::redis::RedisSource<N>>),
 }
 
-impl Source {
+impl<N: Net> Source<N> {
     /// A short name for logs and traces.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -61,9 +62,9 @@ impl Source {
 }
 
 /// A TCP listener.
-pub struct Listener {
+pub struct Listener<N: Net = MioNet> {
     /// The socket.
-    pub socket: TcpListener,
+    pub socket: N::Listener,
     /// Which service its connections get.
     pub service: Service,
     /// While set, accepting is paused until this time (the process ran out of
@@ -73,16 +74,16 @@ pub struct Listener {
 }
 
 /// A UDP echo socket and the replies waiting to be sent on it.
-pub struct UdpEndpoint {
+pub struct UdpEndpoint<N: Net = MioNet> {
     /// The socket.
-    pub socket: UdpSocket,
+    pub socket: N::Udp,
     /// The sans-IO echo state (reply queue, port guard).
     pub echo: UdpEcho,
     /// What mio currently watches for.
     pub interest: Interest,
 }
 
-impl UdpEndpoint {
+impl<N: Net> UdpEndpoint<N> {
     /// READABLE always; WRITABLE only while replies wait.
     pub fn desired_interest(&self) -> Interest {
         if self.echo.wants_write() {
@@ -139,9 +140,9 @@ pub struct ChatConn {
 }
 
 /// An accepted TCP connection.
-pub struct Conn {
+pub struct Conn<N: Net = MioNet> {
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: N::Stream,
     /// The client's address.
     pub peer: SocketAddr,
     /// Which service it belongs to.
@@ -181,7 +182,7 @@ pub struct Conn {
     pub lingering: bool,
 }
 
-impl Conn {
+impl<N: Net> Conn<N> {
     /// Whether the connection wants input now. Echo pauses at its backlog
     /// bound; chat stops after quit/EOF.
     pub fn wants_read(&self) -> bool {
@@ -266,14 +267,14 @@ impl Conn {
             Proto::Chat(c) => c.out.clear(),
         }
     }
-
-    /// The id the chat hub knows this connection by.
-    pub fn client_id(key: usize, serial: u64) -> ClientId {
-        ClientId(((serial & 0xffff_ffff) << 32) | key as u64)
-    }
 }
 
-/// The slab key packed into a [`ClientId`] by [`Conn::client_id`].
+/// The id the chat hub knows connection (`key`, `serial`) by.
+pub fn client_id(key: usize, serial: u64) -> ClientId {
+    ClientId(((serial & 0xffff_ffff) << 32) | key as u64)
+}
+
+/// The slab key packed into a [`ClientId`] by [`client_id`].
 pub fn key_of(id: ClientId) -> usize {
     (id.0 & 0xffff_ffff) as usize
 }

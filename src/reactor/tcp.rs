@@ -7,7 +7,7 @@
 
 use super::*;
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Read until the socket would block, the protocol pauses input, or the
     /// turn's budget is spent; feed every chunk to the protocol.
     pub(super) fn conn_read(&mut self, key: usize, read_closed: bool) {
@@ -59,7 +59,7 @@ impl Server {
                 }
                 break;
             }
-            match read_once(&mut conn.stream, &mut self.read_buf[..want]) {
+            match read_once(&mut self.net.io(&conn.stream), &mut self.read_buf[..want]) {
                 Ok(ReadOutcome::Data(n)) => {
                     conn.bytes_in += n as u64;
                     conn.last_input = self.now;
@@ -76,7 +76,10 @@ impl Server {
                             let mut rest = data;
                             if e.pending() == 0 {
                                 let from = self.trace.as_ref().map(|_| Instant::now());
-                                match write_once(&mut &conn.stream, &[IoSlice::new(data)]) {
+                                match write_once(
+                                    &mut self.net.io(&conn.stream),
+                                    &[IoSlice::new(data)],
+                                ) {
                                     Ok(WriteOutcome::Wrote(w)) => {
                                         conn.bytes_out += w as u64;
                                         self.stats.bytes_out += w as u64;
@@ -99,7 +102,7 @@ impl Server {
                             }
                         }
                         Proto::Chat(_) => {
-                            let id = Conn::client_id(key, serial);
+                            let id = client_id(key, serial);
                             self.hub.handle_input(id, &self.read_buf[..n]);
                             self.deliver_chat();
                         }
@@ -125,7 +128,7 @@ impl Server {
                             self.queue_flush(key);
                         }
                         Proto::Chat(_) => {
-                            let id = Conn::client_id(key, serial);
+                            let id = client_id(key, serial);
                             self.hub.handle_eof(id);
                             self.deliver_chat();
                             self.queue_flush(key);
@@ -186,7 +189,7 @@ impl Server {
                 .filter(|&pending| pending > 0)
                 .map(|pending| (Instant::now(), pending));
             let cost_before = conn.pending_cost();
-            let result = write_out(conn, &mut self.pool);
+            let result = write_out(&mut self.net, conn, &mut self.pool);
             self.pending_total -= cost_before - conn.pending_cost();
             match result {
                 Ok((written, stop)) => {
@@ -245,7 +248,7 @@ impl Server {
         if let Some(t) = self.trace.as_mut() {
             t.instant("linger", key, "");
         }
-        if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+        if self.net.shutdown_write(&conn.stream).is_err() {
             self.close_conn(key, CloseReason::Shutdown);
             return;
         }
@@ -265,7 +268,7 @@ impl Server {
             return;
         };
         for _ in 0..(config::READ_BUDGET_PER_TURN / self.read_buf.len()).max(1) {
-            match read_once(&mut conn.stream, &mut self.read_buf) {
+            match read_once(&mut self.net.io(&conn.stream), &mut self.read_buf) {
                 Ok(ReadOutcome::Data(n)) => conn.bytes_in += n as u64,
                 Ok(ReadOutcome::WouldBlock) => return,
                 Ok(ReadOutcome::Eof) | Err(_) => {
@@ -303,11 +306,7 @@ impl Server {
             if let Some(t) = self.trace.as_mut() {
                 t.instant("interest", key, format_args!("{wanted:?}"));
             }
-            match self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, Token(key), wanted)
-            {
+            match self.net.reregister(&mut conn.stream, Token(key), wanted) {
                 Ok(()) => {
                     conn.interest = wanted;
                     self.stats.interest_changes += 1;
@@ -354,8 +353,7 @@ impl Server {
         if is_chat {
             // Its room is told; the notices are delivered by the caller's
             // next `deliver_chat` (at the latest, the turn's flush).
-            self.hub
-                .handle_disconnect(Conn::client_id(key, serial), leave);
+            self.hub.handle_disconnect(client_id(key, serial), leave);
         }
     }
 
@@ -392,7 +390,7 @@ impl Server {
     }
 }
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Give a connection its one deadline (`None`: none), replacing the one
     /// it had.
     pub(super) fn set_deadline(&mut self, key: usize, when: Option<Instant>) {
@@ -498,7 +496,11 @@ impl Server {
     }
 }
 
-pub(super) fn queue_flush(sources: &mut Slab<Entry>, flush_list: &mut Vec<usize>, key: usize) {
+pub(super) fn queue_flush<N: Net>(
+    sources: &mut Slab<Entry<N>>,
+    flush_list: &mut Vec<usize>,
+    key: usize,
+) {
     if let Some(Entry {
         source: Source::Conn(conn),
         ..
@@ -529,7 +531,11 @@ pub(super) enum WriteStop {
 /// Write a connection's pending output until it is drained, the socket would
 /// block, or the write budget is spent. Returns the bytes written and why it
 /// stopped.
-pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<(usize, WriteStop)> {
+pub(super) fn write_out<N: Net>(
+    net: &mut N,
+    conn: &mut Conn<N>,
+    pool: &mut BufferPool,
+) -> io::Result<(usize, WriteStop)> {
     let mut written = 0;
     loop {
         let mut iov = [IoSlice::new(&[]); config::MAX_IOVECS];
@@ -543,7 +549,7 @@ pub(super) fn write_out(conn: &mut Conn, pool: &mut BufferPool) -> io::Result<(u
         let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
         // mio implements Write for &TcpStream, so the socket can be written
         // while the output slices still borrow the connection.
-        let outcome = write_once(&mut &conn.stream, &iov[..n])?;
+        let outcome = write_once(&mut net.io(&conn.stream), &iov[..n])?;
         let WriteOutcome::Wrote(w) = outcome else {
             return Ok((written, WriteStop::SocketFull));
         };

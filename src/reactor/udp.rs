@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl Server {
+impl<N: Net> Server<N> {
     /// Receive datagrams until the socket would block (within budget) and
     /// answer each; send queued replies when writable.
     pub(super) fn udp_ready(&mut self, key: usize, ready: Readiness) {
@@ -15,17 +15,17 @@ impl Server {
         };
         let UdpEndpoint { socket, echo, .. } = &mut **udp;
         if ready.writable || echo.wants_write() {
-            flush_udp(socket, echo, &mut self.pool, &mut self.stats);
+            flush_udp(&mut self.net, socket, echo, &mut self.pool, &mut self.stats);
         }
         if ready.readable && self.phase == Phase::Running {
             let mut drained = false;
             for _ in 0..config::DATAGRAM_BUDGET_PER_TURN {
-                match socket.recv_from(&mut self.read_buf) {
+                match self.net.recv_from(socket, &mut self.read_buf) {
                     Ok((n, src)) => {
                         self.stats.datagrams_in += 1;
                         let data = &self.read_buf[..n];
                         match echo.handle_datagram(src, data, &mut self.pool) {
-                            Disposition::SendNow => match socket.send_to(data, src) {
+                            Disposition::SendNow => match self.net.send_to(socket, data, src) {
                                 Ok(_) => self.stats.datagrams_out += 1,
                                 Err(e) if would_block(&e) => {
                                     if echo.defer(src, data, &mut self.pool)
@@ -67,9 +67,8 @@ impl Server {
                 t.instant("interest", key, format_args!("{wanted:?}"));
             }
             if self
-                .poll
-                .registry()
-                .reregister(&mut udp.socket, Token(key), wanted)
+                .net
+                .reregister_udp(&mut udp.socket, Token(key), wanted)
                 .is_ok()
             {
                 udp.interest = wanted;
@@ -80,14 +79,15 @@ impl Server {
 }
 
 /// Send queued UDP replies until the queue is empty or the socket would block.
-pub(super) fn flush_udp(
-    socket: &UdpSocket,
+pub(super) fn flush_udp<N: Net>(
+    net: &mut N,
+    socket: &N::Udp,
     echo: &mut UdpEcho,
     pool: &mut BufferPool,
     stats: &mut Stats,
 ) {
     while let Some((dst, data)) = echo.front() {
-        match socket.send_to(data, dst) {
+        match net.send_to(socket, data, dst) {
             Ok(_) => stats.datagrams_out += 1,
             Err(e) if would_block(&e) => return,
             Err(e) => {

@@ -23,6 +23,9 @@
 //!   queue model: replies whole, to their source, bounded, port guard.
 //! - [`client_lines`] checks the clients' line splitter, terminal-safe
 //!   printing and `bye` detection ([`crate::client::lines`]).
+//! - [`sim`] is bigger than the others: the whole server (the real reactor)
+//!   on the simulated network ([`crate::net::sim`]), driven by scenario
+//!   clients from a seed (`tests/sim.rs`) or from fuzzer bytes.
 //!
 //! Why a module of the library rather than a file under `tests/`: the fuzz
 //! crate and the tests are separate crates, and both need the same code and
@@ -37,6 +40,7 @@ pub mod chat_session;
 pub mod client_lines;
 pub mod echo_stream;
 pub mod line_framing;
+pub mod sim;
 pub mod udp_echo;
 
 /// Cut `data` into consecutive chunks whose lengths are taken from `lens` in

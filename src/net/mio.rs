@@ -1,0 +1,231 @@
+//! The production [`Net`]: mio, and through it epoll, the socket system
+//! calls and the real clock. Each method is the one mio call it names, so a
+//! reader following the reactor's `self.net.read(..)` lands here on
+//! `TcpStream::read` (`read(2)`), `self.net.poll(..)` on `Poll::poll`
+//! (`epoll_wait(2)`), and `write_vectored` on `writev(2)`.
+//!
+//! Signals come in through signal-hook-mio: a handler that only records the
+//! signal and wakes the poll, so SIGINT and SIGTERM are readable events like
+//! any socket's.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use super::{EventList, Net, Readiness, SIGNAL_TOKEN};
+use crate::config;
+
+/// The real network: one `mio::Poll` (an epoll instance) and, once
+/// registered, the signal source in it.
+pub struct MioNet {
+    poll: Poll,
+    signals: Option<Signals>,
+}
+
+impl MioNet {
+    /// A new epoll instance.
+    pub fn new() -> io::Result<MioNet> {
+        Ok(MioNet {
+            poll: Poll::new()?,
+            signals: None,
+        })
+    }
+}
+
+/// mio's readiness flags in the reactor's terms. `is_error` counts as
+/// closed: a failed socket's next read returns the error.
+fn readiness_of(event: &Event) -> Readiness {
+    Readiness {
+        readable: event.is_readable(),
+        writable: event.is_writable(),
+        read_closed: event.is_read_closed() || event.is_error(),
+    }
+}
+
+impl EventList for Events {
+    fn with_capacity(capacity: usize) -> Events {
+        Events::with_capacity(capacity)
+    }
+    fn ready(&self) -> impl Iterator<Item = (Token, Readiness)> + '_ {
+        self.iter().map(|e| (e.token(), readiness_of(e)))
+    }
+}
+
+impl Net for MioNet {
+    type Listener = TcpListener;
+    type Stream = TcpStream;
+    type Udp = UdpSocket;
+    type Events = Events;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        self.poll.poll(events, timeout)
+    }
+
+    fn register_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    fn take_signals(&mut self, out: &mut Vec<i32>) {
+        if let Some(signals) = self.signals.as_mut() {
+            out.extend(signals.pending());
+        }
+    }
+
+    fn clamp_max_conns(&mut self, max_conns: usize, endpoints: usize) -> usize {
+        let wanted = (max_conns + endpoints + config::FD_RESERVE) as u64;
+        let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+            return max_conns;
+        };
+        let mut limit = soft;
+        if soft < wanted && hard > soft {
+            let raised = wanted.min(hard);
+            if rlimit::setrlimit(rlimit::Resource::NOFILE, raised, hard).is_ok() {
+                debug!("raised the fd limit from {soft} to {raised}");
+                limit = raised;
+            }
+        }
+        let usable = (limit as usize)
+            .saturating_sub(endpoints + config::FD_RESERVE)
+            .max(1);
+        if usable < max_conns {
+            warn!(
+                "--max-conns {max_conns} is above what the fd limit {limit} allows; using {usable}"
+            );
+            usable
+        } else {
+            max_conns
+        }
+    }
+
+    fn listen_tcp(&mut self, addr: SocketAddr, token: Token) -> io::Result<TcpListener> {
+        let mut socket = bind_listener(addr)?;
+        self.poll
+            .registry()
+            .register(&mut socket, token, Interest::READABLE)?;
+        Ok(socket)
+    }
+
+    fn bind_udp(&mut self, addr: SocketAddr, token: Token) -> io::Result<UdpSocket> {
+        let mut socket = UdpSocket::bind(addr)?;
+        self.poll
+            .registry()
+            .register(&mut socket, token, Interest::READABLE)?;
+        Ok(socket)
+    }
+
+    fn listener_addr(&self, listener: &TcpListener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+
+    fn udp_addr(&self, socket: &UdpSocket) -> io::Result<SocketAddr> {
+        socket.local_addr()
+    }
+
+    fn deregister_listener(&mut self, listener: &mut TcpListener) -> io::Result<()> {
+        self.poll.registry().deregister(listener)
+    }
+
+    fn accept(&mut self, listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+        listener.accept()
+    }
+
+    fn register(
+        &mut self,
+        stream: &mut TcpStream,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.poll.registry().register(stream, token, interest)
+    }
+
+    fn reregister(
+        &mut self,
+        stream: &mut TcpStream,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.poll.registry().reregister(stream, token, interest)
+    }
+
+    fn reregister_udp(
+        &mut self,
+        socket: &mut UdpSocket,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.poll.registry().reregister(socket, token, interest)
+    }
+
+    fn set_nodelay(&mut self, stream: &TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)
+    }
+
+    fn read(&mut self, mut stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        // mio implements Read and Write for &TcpStream: no &mut needed.
+        stream.read(buf)
+    }
+
+    fn write_vectored(
+        &mut self,
+        mut stream: &TcpStream,
+        bufs: &[IoSlice<'_>],
+    ) -> io::Result<usize> {
+        stream.write_vectored(bufs)
+    }
+
+    fn shutdown_write(&mut self, stream: &TcpStream) -> io::Result<()> {
+        stream.shutdown(std::net::Shutdown::Write)
+    }
+
+    fn connect(&mut self, addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::connect(addr)
+    }
+
+    fn connect_result(&mut self, stream: &TcpStream) -> io::Result<bool> {
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        match stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn recv_from(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        socket.recv_from(buf)
+    }
+
+    fn send_to(&mut self, socket: &UdpSocket, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        socket.send_to(buf, to)
+    }
+}
+
+/// A non-blocking TCP listener with our backlog (`config::LISTEN_BACKLOG`)
+/// and `SO_REUSEADDR` (so a restarted server can bind while old connections
+/// sit in TIME_WAIT), as mio's own `bind` does but with a larger backlog.
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(config::LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
