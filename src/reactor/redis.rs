@@ -382,3 +382,35 @@ impl<N: Net> Server<N> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ListenerSpec;
+    use crate::net::sim::{Faults, SimNet, SimRng};
+
+    /// On the simulated network (which has no Redis peer yet, so refuses
+    /// every outbound connect), a `--cluster` server gives up at start-up
+    /// with one error naming the Redis address: the start-up path runs on
+    /// the `Net` seam like the rest of the loop.
+    #[test]
+    fn an_unreachable_redis_ends_start_up_with_its_address() {
+        let mut config = ServeConfig::with_defaults(vec![ListenerSpec {
+            service: Service::Chat,
+            addr: "127.0.0.1:7000".into(),
+        }]);
+        config.cluster = Some(RedisUrl::parse("redis://:secret@127.0.0.1:6390").unwrap());
+        let net = SimNet::new(SimRng::seeded(7), Faults::default(), vec![1000]);
+        let mut server = Server::with_net(config, net).unwrap();
+        let error = server
+            .wait_for_cluster(Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("cannot reach Redis at redis://:***@127.0.0.1:6390: "),
+            "{error}"
+        );
+        assert!(!error.contains("secret"), "{error}");
+        assert!(!server.hub.cluster_ready());
+    }
+}
