@@ -110,6 +110,33 @@ enum ClaimFor {
     Guest,
 }
 
+/// What the hub keeps per other server, to check its heartbeats against.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    /// Its members this server knows of.
+    members: u32,
+    /// Heartbeats in a row whose count disagreed with `members`.
+    disagreements: u32,
+    /// Disagreements to wait for before asking its list again; doubles
+    /// after each ask (up to [`MAX_PATIENCE`]), back to 2 once they agree.
+    patience: u32,
+}
+
+impl Default for Peer {
+    fn default() -> Peer {
+        Peer {
+            members: 0,
+            disagreements: 0,
+            patience: 2,
+        }
+    }
+}
+
+/// The longest wait, in heartbeats, between two asks for a list that keeps
+/// disagreeing with its server's heartbeats (a name clash drops the same
+/// member every time).
+pub const MAX_PATIENCE: u32 = 64;
+
 /// A member on another server, by nickname key.
 #[derive(Debug, Clone, Copy)]
 struct RemoteNick {
@@ -125,6 +152,8 @@ pub struct ClusterView {
     up: bool,
     /// Every member on another server, by nickname key.
     remote: HashMap<NameKey, RemoteNick>,
+    /// Per other server: how many members we know, and heartbeat checks.
+    peers: HashMap<ServerId, Peer>,
     /// Presence lists being received, part by part.
     partial: HashMap<ServerId, Vec<Member>>,
     /// Guest names claimed and not handed out yet.
@@ -565,6 +594,13 @@ impl Hub {
             view.remote.len(),
             "each remote member in one room"
         );
+        for (server, peer) in &view.peers {
+            let known = view.remote.values().filter(|r| r.server == *server).count();
+            assert_eq!(
+                peer.members as usize, known,
+                "member count of {server:016x}"
+            );
+        }
         for (key, r) in &view.remote {
             assert!(
                 !self.nicks.contains_key(key),
@@ -622,7 +658,10 @@ impl Hub {
                 self.publish_presence(out);
                 true
             }
-            Event::Heartbeat { .. } => true,
+            Event::Heartbeat { members } => {
+                self.check_heartbeat(server, members, out);
+                true
+            }
             Event::Bye => {
                 self.drop_server(server, "", out);
                 true
@@ -673,6 +712,7 @@ impl Hub {
             nick,
         });
         let view = self.cluster.as_mut().expect("a cluster hub");
+        view.peers.entry(server).or_default().members += 1;
         view.remote.insert(
             key,
             RemoteNick {
@@ -682,6 +722,33 @@ impl Hub {
             },
         );
         true
+    }
+
+    /// `server` says it has `members` members. A count that keeps
+    /// disagreeing with what we know means we missed something no gap in
+    /// its sequence shows (a publish it had to drop, a list cut short):
+    /// ask for its list, less and less often while it still disagrees.
+    fn check_heartbeat(&mut self, server: ServerId, members: u32, out: &mut Effects) {
+        let view = self.cluster.as_mut().expect("a cluster hub");
+        if view.partial.contains_key(&server) {
+            return; // its list is on its way
+        }
+        let peer = view.peers.entry(server).or_default();
+        if peer.members == members {
+            peer.disagreements = 0;
+            peer.patience = 2;
+            return;
+        }
+        peer.disagreements += 1;
+        if peer.disagreements >= peer.patience {
+            peer.disagreements = 0;
+            peer.patience = (peer.patience * 2).min(MAX_PATIENCE);
+            log::debug!(
+                "server {server:016x} says {members} members, we know {}: asking its list",
+                peer.members
+            );
+            out.cluster(ClusterRequest::Publish(Event::SyncRequest { to: server }));
+        }
     }
 
     /// `key` of `server` left its room (`room`, if the message names one,
@@ -700,6 +767,9 @@ impl Hub {
             _ => return false,
         }
         let known = view.remote.remove(&key).expect("just seen");
+        if let Some(peer) = view.peers.get_mut(&server) {
+            peer.members = peer.members.saturating_sub(1);
+        }
         let room = self
             .rooms
             .get_mut(&known.room)
@@ -810,6 +880,9 @@ impl Hub {
         for (_, key, nick) in gone {
             self.remote_leave(server, key, None, reason, out);
             out.cluster(ClusterRequest::ReleaseFor { server, name: nick });
+        }
+        if let Some(view) = self.cluster.as_mut() {
+            view.peers.remove(&server);
         }
     }
 
@@ -1092,6 +1165,25 @@ mod tests {
             rig.requests,
             [ClusterRequest::Publish(Event::SyncRequest { to: OTHER })]
         );
+    }
+
+    #[test]
+    fn a_heartbeat_that_keeps_disagreeing_asks_for_the_list() {
+        let mut rig = Rig::new();
+        rig.bus(1, join("ann", "lobby"));
+        let ask = [ClusterRequest::Publish(Event::SyncRequest { to: OTHER })];
+        rig.bus(2, Event::Heartbeat { members: 1 });
+        rig.bus(3, Event::Heartbeat { members: 2 });
+        assert!(rig.requests.is_empty(), "one disagreement may be a race");
+        rig.bus(4, Event::Heartbeat { members: 2 });
+        assert_eq!(rig.requests, ask);
+        // Still disagreeing: asked again, but only after twice as long.
+        for seq in 5..8 {
+            rig.bus(seq, Event::Heartbeat { members: 2 });
+            assert!(rig.requests.is_empty());
+        }
+        rig.bus(8, Event::Heartbeat { members: 2 });
+        assert_eq!(rig.requests, ask);
     }
 
     #[test]
