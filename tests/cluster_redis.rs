@@ -316,8 +316,19 @@ fn two_links_share_names_guests_and_the_bus_through_a_real_redis() {
 
 #[test]
 fn nothing_listening_and_not_redis_are_told_apart() {
-    // Refused: the port probe is closed again, so nothing listens.
-    let port = redis_support::free_port();
+    // Refused: a socket bound but not listening holds the port, so nothing
+    // can listen there (a port probed and closed again could be taken by a
+    // test running beside this one) and a connect is refused.
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    holder
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
     let mut d = Driver::new(&format!("redis://127.0.0.1:{port}"), 1);
     match d.expect(&mut [], "a failure", |e| matches!(e, Effect::Down { .. })) {
         Effect::Down {

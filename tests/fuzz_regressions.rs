@@ -129,14 +129,11 @@ fn seeds_decode_as_written() {
 }
 
 /// reactor_sim found, in 20 s: with `--max-pending 100`, one echo client
-/// reading all along gets nothing for 2000 turns while other connections
-/// take the headroom each time it frees up (the paused connections resume
-/// in the order they paused, and the first one reads it all). A liveness
-/// bug of the `--max-pending` code, not fixed yet: this test fails until it
-/// is; run it with `cargo test --test fuzz_regressions -- --ignored`, and
-/// remove the `ignore` with the fix.
+/// reading all along got nothing for 2000 turns while other connections
+/// took the headroom each time it freed up (the paused connections resumed
+/// in the order they paused, and the first one read it all). Fixed by
+/// giving each resumed connection an equal share of the room.
 #[test]
-#[ignore = "the --max-pending echo starvation it found is not fixed yet"]
 fn reactor_sim_max_pending_echo_starvation() {
     let bytes = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))

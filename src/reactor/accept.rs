@@ -105,6 +105,7 @@ impl<N: Net> Server<N> {
                 deadline: None,
                 saw_eof: false,
                 paused_for_total: false,
+                total_share: None,
                 bytes_in: 0,
                 bytes_out: 0,
                 lingering: false,

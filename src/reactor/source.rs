@@ -170,6 +170,10 @@ pub struct Conn<N: Net = MioNet> {
     /// Reading is paused because all connections' pending output together
     /// reached `--max-pending`; it resumes when the total falls below.
     pub paused_for_total: bool,
+    /// After such a pause: how many more bytes it may read before it must
+    /// let the other paused connections have their share of the room under
+    /// `--max-pending` (`None`: no limit but the bounds themselves).
+    pub total_share: Option<usize>,
     /// Bytes read from it.
     pub bytes_in: u64,
     /// Bytes written to it.

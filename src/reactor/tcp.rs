@@ -38,7 +38,9 @@ impl<N: Net> Server<N> {
                 Proto::Chat(_) => usize::MAX,
             };
             let allowance_now = match &conn.proto {
-                Proto::Echo(_) => allowance.min(headroom),
+                Proto::Echo(_) => allowance
+                    .min(headroom)
+                    .min(conn.total_share.unwrap_or(usize::MAX)),
                 Proto::Chat(_) => allowance,
             };
             let want = allowance_now.min(budget).min(self.read_buf.len());
@@ -47,8 +49,10 @@ impl<N: Net> Server<N> {
                     // Budget spent, not the socket: come back next turn.
                     self.still_ready.push((key, serial));
                 } else if allowance > 0 {
-                    // Paused at --max-pending: `settle_max_pending` resumes
-                    // it once the total is under the bound again.
+                    // Paused at --max-pending (or its share of the room
+                    // under it is used up): `settle_max_pending` resumes it
+                    // once the total is under the bound again.
+                    conn.total_share = None;
                     if !conn.paused_for_total {
                         trace!("token={key}: input paused (all pending output at max-pending)");
                         conn.paused_for_total = true;
@@ -68,6 +72,9 @@ impl<N: Net> Server<N> {
                     let data = &self.read_buf[..n];
                     match &mut conn.proto {
                         Proto::Echo(e) => {
+                            if let Some(share) = conn.total_share.as_mut() {
+                                *share -= n; // n <= want <= share
+                            }
                             // Nothing queued before these bytes: send them
                             // straight from the read buffer, and keep only
                             // what the socket did not take. Streaming then
@@ -445,13 +452,19 @@ impl<N: Net> Server<N> {
     /// Hold all pending output together within `--max-pending`. Runs after
     /// the turn's flush, when every client that reads has taken what it
     /// could, so only real backlogs count: while the total is past the
-    /// bound, the chat client with the most pending output is disconnected
-    /// as too slow (its leave notices are flushed in turn). Echo needs no
-    /// such step: it reads only what fits under the bound, so echo input
-    /// waits (backpressure, nothing lost). Once the total is under the
-    /// bound, every connection paused by it reads again.
+    /// bound, or at it with echo input waiting for room, the chat client
+    /// with the most pending output is disconnected as too slow (its leave
+    /// notices are flushed in turn). Echo needs no such step: it reads only
+    /// what fits under the bound, so echo input waits (backpressure, nothing
+    /// lost). Once the total is under the bound, every connection paused by
+    /// it reads again, each with an equal share of the room left, so that
+    /// the first to read cannot take it all, turn after turn, and starve the
+    /// others.
     pub(super) fn settle_max_pending(&mut self) {
-        while self.pending_total > self.config.max_pending {
+        let max = self.config.max_pending;
+        while self.pending_total > max
+            || (self.pending_total == max && !self.paused_for_total.is_empty())
+        {
             let Some(victim) = self.largest_chat_backlog() else {
                 break;
             };
@@ -462,8 +475,11 @@ impl<N: Net> Server<N> {
             self.close_conn(victim, CloseReason::TooSlow);
             self.flush_pending();
         }
-        if self.pending_total < self.config.max_pending && !self.paused_for_total.is_empty() {
+        if self.pending_total < max && !self.paused_for_total.is_empty() {
             let now = self.now;
+            let each = (max - self.pending_total) / self.paused_for_total.len();
+            // Room enough for everyone's full budget: no share needed.
+            let share = (each < config::READ_BUDGET_PER_TURN).then_some(each.max(1));
             for (key, serial) in std::mem::take(&mut self.paused_for_total) {
                 if let Some(Entry {
                     source: Source::Conn(conn),
@@ -472,6 +488,7 @@ impl<N: Net> Server<N> {
                 {
                     trace!("token={key}: input resumed (under max-pending)");
                     conn.paused_for_total = false;
+                    conn.total_share = share;
                     conn.last_input = now;
                     self.still_ready.push((key, serial));
                 }
