@@ -21,6 +21,7 @@ use crate::bench::{BenchOptions, Stop, Target};
 use crate::client::chat::ChatOptions;
 use crate::client::send::SendOptions;
 use crate::client::talk::{TalkOptions, TalkSide};
+use crate::cluster::url::RedisUrl;
 use crate::config::{self, ListenerSpec, ServeConfig, Service};
 
 /// sockloop: one thread, one mio poll loop, TCP echo, UDP echo and chat.
@@ -108,6 +109,10 @@ pub struct ServeArgs {
     /// Write the loop's activity as Chrome trace event JSON (opens in Perfetto).
     #[arg(long, value_name = "FILE")]
     pub trace_events: Option<std::path::PathBuf>,
+    /// Join this server's chat to every other sockloop server using the same
+    /// Redis: redis://HOST:PORT, or redis://:PASSWORD@HOST:PORT (needs a chat listener).
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    pub cluster: Option<RedisUrl>,
     /// `--echo`, `--udp-echo` and `--chat` merged in the order they were
     /// given (filled by [`parse_from`]; clap keeps each option's own order
     /// but not the order between options).
@@ -145,6 +150,7 @@ impl ServeArgs {
             shutdown_grace: secs(self.shutdown_grace),
             stats_interval: off_if_zero(self.stats_interval),
             trace_events: self.trace_events.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -309,9 +315,10 @@ pub struct BenchArgs {
     /// The server, HOST:PORT [default: 127.0.0.1:12345 for echo and udp, 127.0.0.1:12346 for chat]
     #[arg(value_name = "ADDR", value_parser = parse_addr, conflicts_with = "to")]
     pub addr: Option<String>,
-    /// The server, HOST:PORT (the same as ADDR).
+    /// The server, HOST:PORT (the same as ADDR); for chat, repeat it to
+    /// spread the clients over several servers of one cluster.
     #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
-    pub to: Option<String>,
+    pub to: Vec<String>,
     /// Connections (or UDP sockets, or chat clients; chat needs 2 or more).
     #[arg(short = 'c', long, value_name = "N", default_value_t = 10, value_parser = parse_positive)]
     pub conns: usize,
@@ -346,7 +353,8 @@ impl BenchArgs {
                 BenchTarget::Udp => Target::Udp,
                 BenchTarget::Chat => Target::Chat,
             },
-            to: self.addr.clone().or_else(|| self.to.clone()),
+            to: self.addr.clone().or_else(|| self.to.first().cloned()),
+            also_to: self.to.iter().skip(1).cloned().collect(),
             conns: self.conns,
             size: self.size,
             pipeline: self.pipeline,
@@ -478,8 +486,26 @@ where
         }
         ordered.sort_by_key(|(index, _)| *index);
         serve.listeners_in_order = ordered.into_iter().map(|(_, spec)| spec).collect();
+        // The default sockets include chat; given ones must, for --cluster.
+        let has_chat = serve.listeners_in_order.is_empty() || !serve.chat.is_empty();
+        if serve.cluster.is_some() && !has_chat {
+            let mut command = Cli::command();
+            command.build();
+            let serve_cmd = command
+                .find_subcommand_mut("serve")
+                .expect("serve is a subcommand");
+            return Err(serve_cmd.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--cluster joins the chat service to other servers: it needs --chat ADDR",
+            ));
+        }
     }
     Ok(cli)
+}
+
+/// A `redis://` URL for `--cluster`, checked for form (not resolved).
+fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
+    RedisUrl::parse(s).map_err(|e| e.to_string())
 }
 
 /// An ADDR: `HOST:PORT`, checked for form (not resolved).

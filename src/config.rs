@@ -100,6 +100,8 @@ pub struct ServeConfig {
     pub stats_interval: Option<Duration>,
     /// Write a Chrome trace of the loop here.
     pub trace_events: Option<std::path::PathBuf>,
+    /// Join the chat to other servers through this Redis (`--cluster`).
+    pub cluster: Option<crate::cluster::url::RedisUrl>,
 }
 
 /// One socket to open.
@@ -147,6 +149,7 @@ impl ServeConfig {
             shutdown_grace: Duration::from_secs_f64(DEFAULT_SHUTDOWN_GRACE_SECS),
             stats_interval: None,
             trace_events: None,
+            cluster: None,
         }
     }
 }

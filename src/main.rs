@@ -16,6 +16,9 @@ use sockloop::cli::{self, Cli, Command};
 use sockloop::config::ServeConfig;
 use sockloop::reactor::Server;
 
+/// How long `serve --cluster` may try to reach Redis before giving up.
+const CLUSTER_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Print clap's error and exit. `--help` and `--version` land here too, with
 /// status 0. For real usage errors (status 2) the contract asks for a usage
 /// message: clap prints one for some errors but not for a bad value, so add
@@ -43,6 +46,8 @@ fn usage_error(e: clap::Error) -> ! {
 /// drain that follows.
 fn serve(config: ServeConfig) -> io::Result<()> {
     let mut server = Server::bind(config)?;
+    // With --cluster, Redis first: no `listening` line before it answers.
+    server.wait_for_cluster(CLUSTER_START_LIMIT)?;
     let addrs = server.local_addrs();
     {
         let mut out = io::stdout().lock();

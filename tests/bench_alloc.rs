@@ -20,6 +20,7 @@ fn allocations_of(target: BenchTarget, addr: SocketAddr, secs: f64) -> (u64, u64
     let plan = Plan {
         target,
         addr,
+        also: Vec::new(),
         conns: 4,
         size: 64,
         pipeline: 2,

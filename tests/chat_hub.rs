@@ -32,6 +32,7 @@ impl Recorder {
                     }
                 }
                 Effect::Close { who } => self.log.push(Out::Close(who)),
+                Effect::Cluster(request) => panic!("a hub without a cluster asked {request:?}"),
             }
         }
     }

@@ -3,12 +3,13 @@
 //! bus seed must decode (they are laid out by hand from the documented
 //! format, so this also checks that code and documentation agree), and the
 //! RESP seeds (a real Redis 7 session, cut into chunks) must decode to the
-//! frames they hold.
+//! frames they hold; the cluster hub seeds (bus messages from three
+//! "servers") must keep the hub consistent.
 
 use std::path::PathBuf;
 
 use sockloop::cluster::bus;
-use sockloop::cluster::checks::{bus_round_trip, resp_chunking};
+use sockloop::cluster::checks::{bus_round_trip, cluster_hub, resp_chunking};
 use sockloop::cluster::resp::{self, Frame};
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -66,4 +67,13 @@ fn every_resp_seed_passes_the_chunking_check() {
     assert!(rest.is_empty());
     assert_eq!(kinds.len(), 10);
     assert_eq!(&kinds[..3], [false, true, true]);
+}
+
+#[test]
+fn every_cluster_hub_seed_keeps_the_hub_consistent() {
+    let all = seeds("cluster_hub");
+    assert!(all.len() >= 17, "one seed per kind, and mixes");
+    for (_, bytes) in all {
+        cluster_hub(&bytes);
+    }
 }

@@ -348,10 +348,17 @@ struct Client {
     guest: Option<u64>,
     /// Join notices seen for guests numbered above this client's own.
     joins_seen: usize,
+    /// Across servers: whether this client has asked `/who` yet.
+    asked_who: bool,
+    /// Across servers: whether its `/who` listed every one of our clients.
+    knows_all: bool,
 }
 
+/// The answer to `/who` in #lobby, as a bench client reads it.
+const WHO_LOBBY: &[u8] = b"* users in #lobby: ";
+
 fn setup_error(plan: &Plan, what: String) -> io::Error {
-    io::Error::other(format!("chat at {}: {what}", plan.addr))
+    io::Error::other(format!("chat at {}: {what}", plan.servers()))
 }
 
 /// Connect everyone and wait until every welcome and join notice is in.
@@ -386,11 +393,15 @@ fn set_up(
                 inbox,
                 guest,
                 joins_seen,
+                knows_all,
+                ..
             }) = clients[i].as_mut()
             else {
                 continue;
             };
             let mut bad_line: Option<String> = None;
+            let mut ask_again = false;
+            let ours = &book.by_guest;
             let state = inbox.read_from(stream, |line| {
                 let Some(line) = line else { return };
                 match *guest {
@@ -398,6 +409,15 @@ fn set_up(
                         Some(g) => *guest = Some(g),
                         None => bad_line = Some(String::from_utf8_lossy(line).into_owned()),
                     },
+                    Some(_) if line.starts_with(WHO_LOBBY) => {
+                        let listed = line[WHO_LOBBY.len()..]
+                            .split(|&b| b == b',')
+                            .filter_map(|nick| guest_number(nick.trim_ascii()))
+                            .filter(|g| ours.contains_key(g))
+                            .count();
+                        *knows_all = listed == n;
+                        ask_again = !*knows_all;
+                    }
                     Some(own) => {
                         if joined_nick(line)
                             .and_then(guest_number)
@@ -417,13 +437,18 @@ fn set_up(
             match state {
                 Ok(Inbox::Drained) => {}
                 // Before the welcome, an error is the connect failing.
-                Err(e) if guest.is_none() => return Err(connect_error(plan.addr, e)),
+                Err(e) if guest.is_none() => return Err(connect_error(plan.addr_for(i), e)),
                 _ => {
                     return Err(setup_error(
                         plan,
                         "the server closed a connection during setup".into(),
                     ))
                 }
+            }
+            if ask_again {
+                // The servers have not all heard of everyone yet: ask again
+                // (each answer is a round trip, so this is no busy loop).
+                stream.write_all(b"/who\n")?;
             }
             if let Some(g) = *guest {
                 if !book.by_guest.contains_key(&g) {
@@ -435,8 +460,8 @@ fn set_up(
         // Open the next connections now, before waiting: welcomes that just
         // arrived made room, and no event would come to make it later.
         while clients.len() < n && clients.len() - welcomed < CHAT_UNWELCOMED_MAX {
-            let mut stream =
-                TcpStream::connect(plan.addr).map_err(|e| connect_error(plan.addr, e))?;
+            let addr = plan.addr_for(clients.len());
+            let mut stream = TcpStream::connect(addr).map_err(|e| connect_error(addr, e))?;
             poll.registry().register(
                 &mut stream,
                 Token(clients.len()),
@@ -448,6 +473,8 @@ fn set_up(
                 inbox: LineBuf::new(capacity),
                 guest: None,
                 joins_seen: 0,
+                asked_who: false,
+                knows_all: false,
             }));
         }
         if joins_due.is_none() && welcomed == n {
@@ -463,7 +490,20 @@ fn set_up(
             }
             joins_due = Some(due);
         }
-        if let Some(due) = &joins_due {
+        if !plan.also.is_empty() && welcomed == n {
+            // Across servers, join notices arrive in no order that guest
+            // numbers predict: settled is when every client's server lists
+            // every client.
+            for c in clients.iter_mut().flatten() {
+                if !c.asked_who {
+                    c.asked_who = true;
+                    c.stream.write_all(b"/who\n")?;
+                }
+            }
+            if clients.iter().flatten().all(|c| c.knows_all) {
+                return Ok(clients);
+            }
+        } else if let Some(due) = &joins_due {
             let settled = clients
                 .iter()
                 .zip(due)

@@ -133,6 +133,9 @@ pub struct BenchOptions {
     pub target: Target,
     /// The server (`None`: the service's default address).
     pub to: Option<String>,
+    /// More servers (chat only, with `--to` repeated): the clients are
+    /// spread over `to` and these, round-robin.
+    pub also_to: Vec<String>,
     /// Connections (UDP sockets, chat clients).
     pub conns: usize,
     /// Payload bytes per message.
@@ -162,6 +165,11 @@ impl BenchOptions {
             }
         };
         limit("--pipeline", self.pipeline, 1, MAX_PIPELINE)?;
+        if !self.also_to.is_empty() && self.target != Target::Chat {
+            return Err(format!(
+                "bench {target} drives one server: --to may be repeated for chat only"
+            ));
+        }
         match self.target {
             Target::Echo => Ok(()),
             Target::Udp => limit(
@@ -192,6 +200,9 @@ pub struct Plan {
     pub target: Target,
     /// The server's address, resolved.
     pub addr: SocketAddr,
+    /// More servers' addresses (chat: clients go round-robin over `addr`
+    /// and these).
+    pub also: Vec<SocketAddr>,
     /// Connections (UDP sockets, chat clients).
     pub conns: usize,
     /// Payload bytes per message (chat: per line, without nick and LF).
@@ -224,6 +235,11 @@ impl Plan {
         Ok(Plan {
             target: options.target,
             addr: config::resolve(to)?,
+            also: options
+                .also_to
+                .iter()
+                .map(|a| config::resolve(a))
+                .collect::<io::Result<_>>()?,
             conns: options.conns,
             size: options.size,
             pipeline: options.pipeline,
@@ -231,6 +247,24 @@ impl Plan {
             count,
             interval: options.interval,
         })
+    }
+
+    /// The server client `i` connects to: round-robin over every `--to`.
+    pub fn addr_for(&self, i: usize) -> SocketAddr {
+        match i % (1 + self.also.len()) {
+            0 => self.addr,
+            k => self.also[k - 1],
+        }
+    }
+
+    /// Every server driven, for the report: `ADDR` or `ADDR, ADDR, ...`.
+    pub fn servers(&self) -> String {
+        let mut all = self.addr.to_string();
+        for addr in &self.also {
+            all.push_str(", ");
+            all.push_str(&addr.to_string());
+        }
+        all
     }
 
     /// `echo`, `udp` or `chat`.
@@ -438,6 +472,7 @@ mod tests {
         BenchOptions {
             target,
             to: None,
+            also_to: Vec::new(),
             conns: 10,
             size: 64,
             pipeline: 1,

@@ -160,7 +160,7 @@ impl Report<'_> {
             "\"target\":\"{}\",\"to\":\"{}\",\"conns\":{},\"senders\":{},\"size\":{},\
              \"pipeline\":{},\"duration_s\":{:.3},\"elapsed_s\":{:.6},",
             p.target_name(),
-            json_escape(&p.addr.to_string()),
+            json_escape(&p.servers()),
             p.conns,
             self.senders,
             p.size,
@@ -220,7 +220,7 @@ impl Report<'_> {
             s,
             "sockloop bench {} -> {}: {} connections{}, {} bytes, pipeline {}, {:.1} s",
             p.target_name(),
-            p.addr,
+            p.servers(),
             p.conns,
             match p.target {
                 super::Target::Chat => format!(" ({} sending)", self.senders),
@@ -440,6 +440,7 @@ mod tests {
         let plan = Plan {
             target: Target::Echo,
             addr: "127.0.0.1:1".parse().unwrap(),
+            also: Vec::new(),
             conns: 1,
             size: 64,
             pipeline: 1,

@@ -3,8 +3,12 @@
 //! exactly the code the fuzzer runs. Each panics, naming the broken rule,
 //! when the rule does not hold.
 
+use std::ops::RangeInclusive;
+
 use super::bus;
 use super::resp::{self, Frame, MAX_FRAME};
+use crate::protocol::chat::cluster::ClusterRequest;
+use crate::protocol::chat::{ChatLimits, ClientId, Effect, Hub};
 
 /// What decoding a stream of bytes from Redis produced: the frames, then
 /// how it ended.
@@ -90,6 +94,87 @@ pub fn bus_round_trip(data: &[u8]) {
     assert_eq!(bus::peek_header(data), Some((message.server, message.seq)));
 }
 
+/// A chat hub of a cluster whose link is up and whose guest pool is full
+/// (every claim it asked for granted), with no effects left to take: the
+/// starting point of the hub's cluster checks and tests.
+pub fn cluster_hub_ready(limits: ChatLimits) -> Hub {
+    let mut hub = Hub::with_cluster(limits);
+    hub.handle_link_up(false);
+    answer_requests(&mut hub, Some(1..=16));
+    hub
+}
+
+/// Take every effect out of `hub`, answering its requests as a link whose
+/// Redis grants everything would: claims granted, guest blocks from
+/// `guests` (once). Lines and closes are dropped.
+fn answer_requests(hub: &mut Hub, mut guests: Option<RangeInclusive<u64>>) {
+    while let Some(effect) = hub.poll_effect() {
+        match effect {
+            Effect::Send { .. } | Effect::Close { .. } => {}
+            Effect::Cluster(ClusterRequest::Claim { name, token }) => {
+                hub.handle_claimed(token, name, true)
+            }
+            Effect::Cluster(ClusterRequest::ReserveGuests { token, .. }) => {
+                hub.handle_guests(token, guests.take())
+            }
+            Effect::Cluster(
+                ClusterRequest::Publish(_)
+                | ClusterRequest::Release { .. }
+                | ClusterRequest::ReleaseFor { .. },
+            ) => {}
+        }
+    }
+}
+
+/// `cluster_hub`: what other servers say, from bytes, to a cluster hub with
+/// one local user. `data` is a series of records `[who, len, len bytes]`:
+/// `who` picks one of three servers (`who % 3`), or says that server went
+/// silent (`who` 0xF0 to 0xFF), or that the link went down and came back
+/// (`who` 0xE0 to 0xEF); the bytes are a bus message as that server's
+/// (malformed ones are skipped, as the link drops them). Never a panic; the
+/// hub's tables always agree; the local user keeps its name and room, and
+/// at the end, with every other server lost, is alone in `/who`.
+pub fn cluster_hub(data: &[u8]) {
+    let mut hub = cluster_hub_ready(ChatLimits { max_line: 256 });
+    let me = ClientId(1);
+    hub.handle_connect(me);
+    answer_requests(&mut hub, None);
+    let mut rest = data;
+    while let [who, len, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let (bytes, next) = tail.split_at(len);
+        rest = next;
+        let server = 1 + u64::from(*who % 3);
+        match *who {
+            0xF0..=0xFF => hub.handle_server_lost(server),
+            0xE0..=0xEF => {
+                hub.handle_link_down(true);
+                hub.handle_link_up(true);
+            }
+            _ => {
+                if let Ok(mut message) = bus::decode(bytes) {
+                    message.server = server;
+                    hub.handle_bus(message);
+                }
+            }
+        }
+        answer_requests(&mut hub, None);
+        hub.check_invariants();
+        assert_eq!(
+            hub.nick_of(me),
+            Some("guest1"),
+            "the local user kept its name"
+        );
+        assert_eq!(hub.room_of(me), Some("lobby"), "and its room");
+    }
+    for server in 1..=3 {
+        hub.handle_server_lost(server);
+    }
+    answer_requests(&mut hub, None);
+    hub.check_invariants();
+    assert_eq!(hub.client_count(), 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +188,7 @@ mod tests {
         resp_chunking(b"");
         bus_round_trip(b"\x01\x0a\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x02");
         bus_round_trip(b"garbage");
+        cluster_hub(b"");
+        cluster_hub(b"\x00\x05junk!\xf0\x00\xe0\x00");
     }
 }

@@ -11,9 +11,9 @@
 //! - [`checks`]: the invariants the fuzz targets check (and `cargo test`
 //!   replays on their seeds).
 //!
-//! The reactor (not yet wired; see the repository's docs/cluster.md) owns
-//! the TCP connection and calls [`link::Link`]; the chat hub consumes the
-//! link's effects.
+//! The reactor (`src/reactor/redis.rs`) owns the TCP connection and calls
+//! [`link::Link`]; the chat hub ([`crate::protocol::chat::cluster`])
+//! consumes the link's effects and asks for publishes and name claims.
 
 pub mod bus;
 pub mod checks;

@@ -193,6 +193,21 @@ impl Net for MioNet {
         stream.shutdown(std::net::Shutdown::Write)
     }
 
+    fn connect(&mut self, addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::connect(addr)
+    }
+
+    fn connect_result(&mut self, stream: &TcpStream) -> io::Result<bool> {
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        match stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn recv_from(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         socket.recv_from(buf)
     }

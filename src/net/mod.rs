@@ -201,6 +201,16 @@ pub trait Net {
     /// Send one datagram (`sendto`).
     fn send_to(&mut self, socket: &Self::Udp, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
 
+    /// Start a non-blocking connect to `addr` (`socket`, `connect`, which
+    /// answers `EINPROGRESS`): the stream turns writable when the connect
+    /// has ended, one way or the other. Not registered yet.
+    fn connect(&mut self, addr: SocketAddr) -> io::Result<Self::Stream>;
+    /// How a connect ended, once the stream turned writable: `Ok(true)`
+    /// connected, `Ok(false)` still in progress (a spurious event), `Err`
+    /// failed (`getsockopt(SO_ERROR)`, then `getpeername`, which fails with
+    /// `ENOTCONN` while the handshake is still under way).
+    fn connect_result(&mut self, stream: &Self::Stream) -> io::Result<bool>;
+
     /// A stream seen through this `Net` as `std::io::Read` and `Write`, so
     /// that [`read_once`] and [`write_once`] serve the reactor too.
     fn io<'a>(&'a mut self, stream: &'a Self::Stream) -> StreamIo<'a, Self>

@@ -1134,6 +1134,18 @@ impl Net for SimNet {
         Ok(())
     }
 
+    /// The simulated network has no outbound peer yet (a simulated Redis is
+    /// still to come): every connect is refused, which a `--cluster` server
+    /// takes as Redis being unreachable.
+    fn connect(&mut self, _addr: SocketAddr) -> io::Result<SimStream> {
+        Err(io::ErrorKind::ConnectionRefused.into())
+    }
+
+    fn connect_result(&mut self, _stream: &SimStream) -> io::Result<bool> {
+        // Only accepted streams exist here, and they are connected.
+        Ok(true)
+    }
+
     fn recv_from(&mut self, socket: &SimUdp, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         if self.rng.chance(self.faults.eintr) {
             self.counters.eintr += 1;

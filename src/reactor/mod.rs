@@ -40,7 +40,9 @@
 //!
 //! - `accept.rs`: listeners (accept budget, `--max-conns`, EMFILE back-off);
 //! - `tcp.rs`: connections (read, flush, interest, deferred close, sweep);
-//! - `outbox.rs`: how the chat hub's output reaches the connections;
+//! - `outbox.rs`: how the chat hub's output reaches the connections (and
+//!   the other servers, with `--cluster`);
+//! - `redis.rs`: the link to Redis of `--cluster`, one more source;
 //! - `udp.rs`: UDP echo sockets;
 //! - `source.rs`: what a slab entry holds ([`Source`]); plus
 //!   [`timers`], [`stats`] and [`mod@trace`].
@@ -52,6 +54,7 @@
 mod accept;
 pub mod audit;
 mod outbox;
+mod redis;
 mod source;
 pub mod stats;
 mod tcp;
@@ -138,6 +141,8 @@ pub struct Server<N: Net = MioNet> {
     trace: Option<EventTrace>,
     /// The time at the start of this turn: one clock read per turn.
     now: Instant,
+    /// The link to the other servers (`--cluster`), if any.
+    cluster: Option<redis::ClusterLink>,
 }
 
 impl Server<MioNet> {
@@ -199,14 +204,28 @@ impl<N: Net> Server<N> {
             None => None,
         };
         let now = net.now();
+        let cluster = match &config.cluster {
+            Some(url) => Some(Server::cluster_link(
+                &mut sources,
+                &mut next_serial,
+                url,
+                now,
+            )?),
+            None => None,
+        };
+        let limits = ChatLimits {
+            max_line: config.max_line,
+        };
+        let hub = match cluster {
+            Some(_) => Hub::with_cluster(limits),
+            None => Hub::new(limits),
+        };
         Ok(Server {
             net,
             sources,
             endpoints,
             max_conns,
-            hub: Hub::new(ChatLimits {
-                max_line: config.max_line,
-            }),
+            hub,
             pool: BufferPool::new(),
             read_buf: vec![0; config::READ_BUF_SIZE],
             next_serial,
@@ -224,6 +243,7 @@ impl<N: Net> Server<N> {
             trace,
             now,
             config,
+            cluster,
         })
     }
 
@@ -235,7 +255,7 @@ impl<N: Net> Server<N> {
             .filter_map(|&key| match &self.sources[key].source {
                 Source::Listener(l) => Some((l.service, self.net.listener_addr(&l.socket).ok()?)),
                 Source::Udp(u) => Some((Service::UdpEcho, self.net.udp_addr(&u.socket).ok()?)),
-                Source::Conn(_) => None,
+                Source::Conn(_) | Source::Redis(_) => None,
             })
             .collect()
     }
@@ -313,10 +333,15 @@ impl<N: Net> Server<N> {
         );
         self.fire_timers();
         self.step("flush", self.flush_list.len(), Server::flush_pending);
+        // What this turn's chat asked of the other servers goes to Redis.
+        self.pump_link();
         self.step("max-pending", 0, Server::settle_max_pending);
         self.stats.pending_bytes = self.pending_total as u64;
         self.stats.pending_peak = self.stats.pending_peak.max(self.stats.pending_bytes);
         self.stats.timers = self.timers.len() as u64;
+        if self.cluster.is_some() {
+            self.stats.bus = self.bus_stats();
+        }
         self.step("sweep", self.closing.len(), Server::sweep);
         Ok(())
     }
@@ -399,6 +424,7 @@ impl<N: Net> Server<N> {
         match &self.sources[key].source {
             Source::Listener(_) => self.accept_ready(key),
             Source::Udp(_) => self.udp_ready(key, ready),
+            Source::Redis(_) => self.redis_ready(key, ready),
             Source::Conn(conn) => {
                 if conn.closing.is_some() {
                     // The stale-event trap: this connection was closed earlier
@@ -485,7 +511,7 @@ impl<N: Net> Server<N> {
         match self.phase {
             Phase::Running => false,
             Phase::Draining { deadline } => {
-                if self.stats.conns_open == 0 {
+                if self.stats.conns_open == 0 && self.cluster_flushed() {
                     return true;
                 }
                 if self.now >= deadline {
@@ -525,6 +551,7 @@ impl<N: Net> Server<N> {
 
     fn fire_timers(&mut self) {
         let now = self.now;
+        let mut link_due = false;
         while let Some((key, serial)) = self.timers.pop_due(now) {
             let Some(entry) = self.sources.get_mut(key) else {
                 continue;
@@ -543,7 +570,13 @@ impl<N: Net> Server<N> {
                     self.conn_deadline(key, serial);
                 }
                 Source::Udp(_) => {}
+                // After the loop: the link's next deadline could be due
+                // already, and must wait for the next turn.
+                Source::Redis(_) => link_due = true,
             }
+        }
+        if link_due {
+            self.redis_timer();
         }
         if let (Some(at), Some(every)) = (self.next_stats, self.config.stats_interval) {
             if at <= now {

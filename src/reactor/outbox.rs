@@ -15,8 +15,12 @@ use super::stats::Stats;
 use super::tcp::queue_flush;
 use super::Server;
 use crate::buffer::ChunkQueue;
+use crate::cluster::link::Link;
 use crate::net::Net;
+use crate::protocol::chat::cluster::ClusterRequest;
 use crate::protocol::chat::delivery::Queues;
+use log::warn;
+use std::time::Instant;
 
 use crate::protocol::chat::ClientId;
 
@@ -32,6 +36,8 @@ impl<N: Net> Server<N> {
                 flush_list,
                 pending_total,
                 stats,
+                cluster,
+                now,
                 ..
             } = self;
             let mut queues = SlabQueues {
@@ -39,6 +45,8 @@ impl<N: Net> Server<N> {
                 flush_list,
                 pending_total,
                 stats,
+                link: cluster.as_mut().map(|c| &mut c.link),
+                now: *now,
             };
             delivery.apply_all(hub, &mut queues);
             while let Some(id) = self.delivery.next_too_slow() {
@@ -64,6 +72,9 @@ struct SlabQueues<'a, N: Net> {
     /// The server's count of all pending output (`--max-pending`).
     pending_total: &'a mut usize,
     stats: &'a mut Stats,
+    /// The Redis link, with `--cluster`: where cluster requests go.
+    link: Option<&'a mut Link>,
+    now: Instant,
 }
 
 impl<N: Net> SlabQueues<'_, N> {
@@ -101,5 +112,23 @@ impl<N: Net> Queues for SlabQueues<'_, N> {
             chat.finishing = true;
         }
         queue_flush(self.sources, self.flush_list, key_of(id));
+    }
+
+    fn cluster(&mut self, request: ClusterRequest) {
+        let Some(link) = self.link.as_deref_mut() else {
+            warn!("cluster request without a link, dropped: {request:?}");
+            return;
+        };
+        let now = self.now;
+        match request {
+            // A dropped publish is counted by the link.
+            ClusterRequest::Publish(event) => _ = link.publish(now, event),
+            ClusterRequest::Claim { name, token } => link.claim(now, name, token),
+            ClusterRequest::Release { name } => link.release(now, name),
+            ClusterRequest::ReleaseFor { server, name } => link.release_for(now, server, name),
+            ClusterRequest::ReserveGuests { count, token } => {
+                link.reserve_guests(now, count, token)
+            }
+        }
     }
 }

@@ -41,6 +41,9 @@ pub enum Source<N: Net = MioNet> {
     Udp(Box<UdpEndpoint<N>>),
     /// An accepted TCP connection.
     Conn(Conn<N>),
+    /// The link to Redis of `--cluster` (boxed, as rare as it is: one per
+    /// server).
+    Redis(Box<super::redis::RedisSource<N>>),
 }
 
 impl<N: Net> Source<N> {
@@ -49,6 +52,7 @@ impl<N: Net> Source<N> {
         match self {
             Source::Listener(_) => "listener",
             Source::Udp(_) => "udp",
+            Source::Redis(_) => "redis",
             Source::Conn(c) => match c.proto {
                 Proto::Echo(_) => "echo-conn",
                 Proto::Chat(_) => "chat-conn",

@@ -43,6 +43,22 @@ pub struct Stats {
     pub pending_peak: u64,
     /// Deadlines held by the loop's timers (never more than open sources).
     pub timers: u64,
+    /// The bus between servers, with `--cluster`.
+    pub bus: Option<BusStats>,
+}
+
+/// The bus counters of `--cluster`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BusStats {
+    /// Messages published to the other servers.
+    pub published: u64,
+    /// Messages received from them.
+    pub received: u64,
+    /// Messages received and dropped: malformed, of an unknown version,
+    /// stale, or contradicting what this server knows.
+    pub dropped: u64,
+    /// Messages not published because the link was down or full.
+    pub publish_dropped: u64,
 }
 
 impl fmt::Display for Stats {
@@ -70,6 +86,14 @@ impl fmt::Display for Stats {
             self.pending_bytes,
             self.pending_peak,
             self.timers,
-        )
+        )?;
+        if let Some(bus) = &self.bus {
+            write!(
+                f,
+                " bus_published={} bus_received={} bus_dropped={} bus_publish_dropped={}",
+                bus.published, bus.received, bus.dropped, bus.publish_dropped
+            )?;
+        }
+        Ok(())
     }
 }

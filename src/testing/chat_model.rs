@@ -74,6 +74,7 @@ impl Actual {
                 .map(|to| Actual::Send(to, SharedLine::clone(line)))
                 .collect(),
             Effect::Close { who } => vec![Actual::Close(*who)],
+            Effect::Cluster(request) => panic!("the model's hub has no cluster: {request:?}"),
         }
     }
 

@@ -25,6 +25,7 @@
 
 use std::collections::VecDeque;
 
+use super::cluster::ClusterRequest;
 use super::{ClientId, Effect, Hub};
 use crate::buffer::{ChunkQueue, SharedLine};
 
@@ -38,6 +39,16 @@ pub trait Queues {
     fn queued(&mut self, id: ClientId, cost: usize);
     /// The hub is done with `id`: flush its queue, then close it.
     fn finish(&mut self, id: ClientId);
+    /// A request for the other servers of a cluster. Only a hub made with
+    /// [`Hub::with_cluster`] emits one, so queues that serve a hub without
+    /// a cluster may keep this default, which says loudly that it came.
+    fn cluster(&mut self, request: ClusterRequest) {
+        debug_assert!(
+            false,
+            "a cluster request from a hub without a cluster: {request:?}"
+        );
+        log::warn!("cluster request without a cluster, dropped: {request:?}");
+    }
 }
 
 /// The output policy's state: the bound, and the clients found too slow
@@ -66,6 +77,7 @@ impl Delivery {
                 }
             }
             Effect::Close { who } => queues.finish(who),
+            Effect::Cluster(request) => queues.cluster(request),
         }
     }
 

@@ -36,6 +36,8 @@
 //!
 //! # Submodules
 //!
+//! - [`cluster`]: the hub as one of several servers (`--cluster`): what
+//!   it tells the others, and what it learns from them.
 //! - [`command`]: splitting a line into a command and its arguments.
 //! - [`delivery`]: the per-client output bound and the too-slow rule.
 //! - [`name`]: the nickname and room-name rule, and case-insensitive keys.
@@ -45,6 +47,7 @@
 //! docs/protocol.md describes the protocol for users; the exact lines below
 //! are the ones it documents.
 
+pub mod cluster;
 pub mod command;
 pub mod delivery;
 pub mod name;
@@ -57,6 +60,7 @@ use std::rc::Rc;
 
 use crate::buffer::SharedLine;
 use crate::protocol::line::{LineEvent, LineFramer};
+use cluster::{ClusterRequest, ClusterView, RemoteMember};
 use command::{usage, Command, CommandError};
 use name::{Name, NameKey};
 use text::LineBuilder;
@@ -113,6 +117,9 @@ pub enum Effect {
         /// The client to close.
         who: ClientId,
     },
+    /// Something for the other servers (only from a hub made with
+    /// [`Hub::with_cluster`]): carry it to the Redis link.
+    Cluster(ClusterRequest),
 }
 
 /// Who a line goes to.
@@ -175,6 +182,10 @@ impl Effects {
     fn close(&mut self, who: ClientId) {
         self.0.push_back(Effect::Close { who });
     }
+
+    fn cluster(&mut self, request: ClusterRequest) {
+        self.0.push_back(Effect::Cluster(request));
+    }
 }
 
 /// The line a connection over `--max-conns` receives before it is closed.
@@ -201,6 +212,9 @@ const NAME_RULE: &str = " (1 to 32 ASCII letters, digits, _ or -)";
 struct Session {
     nick: Name,
     room: NameKey,
+    /// When it joined its room, on the hub's join clock (orders `/who`
+    /// when members of other servers are listed too).
+    joined: u64,
     /// Taken out (left empty) while this session's input is being handled.
     framer: LineFramer,
 }
@@ -213,6 +227,24 @@ struct Room {
     /// Shared with the effects that snapshot it; changed through
     /// [`Rc::make_mut`], which copies only while a snapshot is held.
     members: Rc<Vec<ClientId>>,
+    /// Members on other servers, in the order this server learned they
+    /// joined (always empty without a cluster).
+    remote: Vec<RemoteMember>,
+}
+
+impl Room {
+    fn new(name: Name) -> Room {
+        Room {
+            name,
+            members: Rc::new(Vec::new()),
+            remote: Vec::new(),
+        }
+    }
+
+    /// No member on any server.
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.remote.is_empty()
+    }
 }
 
 /// Lines that never change, allocated once when the hub is built: sending
@@ -287,6 +319,12 @@ pub struct Hub {
     shut_down: bool,
     /// Effects decided and not yet taken by [`Hub::poll_effect`].
     effects: Effects,
+    /// Stamps each join, so members of every server can be listed in the
+    /// order this server learned they joined.
+    join_clock: u64,
+    /// The other servers' members and the pending name claims, when this
+    /// hub is part of a cluster.
+    cluster: Option<Box<ClusterView>>,
 }
 
 impl Hub {
@@ -297,13 +335,7 @@ impl Hub {
         let lobby_name = Name::parse(LOBBY.as_bytes()).expect("a valid name");
         let lobby = lobby_name.key();
         let mut rooms = BTreeMap::new();
-        rooms.insert(
-            lobby,
-            Room {
-                name: lobby_name,
-                members: Rc::new(Vec::new()),
-            },
-        );
+        rooms.insert(lobby, Room::new(lobby_name));
         Hub {
             limits,
             sessions: HashMap::new(),
@@ -315,7 +347,24 @@ impl Hub {
             canned,
             shut_down: false,
             effects: Effects::default(),
+            join_clock: 0,
+            cluster: None,
         }
+    }
+
+    /// An empty hub that is one of several servers of one chat: it
+    /// publishes what its users do and takes what other servers publish
+    /// (see [`cluster`]).
+    pub fn with_cluster(limits: ChatLimits) -> Hub {
+        let mut hub = Hub::new(limits);
+        hub.cluster = Some(Box::default());
+        hub
+    }
+
+    /// The next stamp of the join clock.
+    fn next_join(&mut self) -> u64 {
+        self.join_clock += 1;
+        self.join_clock
     }
 
     /// The oldest effect not yet taken, if any. Take them all after each
@@ -379,12 +428,23 @@ impl Hub {
         if self.sessions.contains_key(&id) {
             return;
         }
-        // Skip numbers whose guest name someone already chose with /nick.
-        let nick = loop {
-            let candidate = Name::guest(self.next_guest);
-            self.next_guest += 1;
-            if !self.nicks.contains_key(&candidate.key()) {
-                break candidate;
+        let nick = if self.cluster.is_some() {
+            match self.take_cluster_guest(out) {
+                Some(nick) => nick,
+                None => {
+                    out.send(id, &self.builder.str(cluster::NO_GUEST_NAME).finish());
+                    out.close(id);
+                    return;
+                }
+            }
+        } else {
+            // Skip numbers whose guest name someone already chose with /nick.
+            loop {
+                let candidate = Name::guest(self.next_guest);
+                self.next_guest += 1;
+                if !self.nicks.contains_key(&candidate.key()) {
+                    break candidate;
+                }
             }
         };
         self.nicks.insert(nick.key(), id);
@@ -411,14 +471,17 @@ impl Hub {
             out.send_room(&lobby.members, None, &joined);
         }
         Rc::make_mut(&mut lobby.members).push(id);
+        let joined = self.next_join();
         self.sessions.insert(
             id,
             Session {
                 nick,
                 room: self.lobby,
+                joined,
                 framer: LineFramer::new(self.limits.max_line),
             },
         );
+        self.publish_join(nick, self.lobby, out);
     }
 
     /// Bytes arrived from `id`, in any chunking: complete lines are handled
@@ -490,6 +553,7 @@ impl Hub {
 
     fn shutdown(&mut self, out: &mut Effects) {
         self.shut_down = true;
+        self.cluster_shutdown(out);
         for room in self.rooms.values_mut() {
             for &member in room.members.iter() {
                 out.send(member, &self.canned.shutting_down);
@@ -510,10 +574,7 @@ impl Hub {
         let mut seen = 0;
         for (key, room) in &self.rooms {
             assert_eq!(room.name.key(), *key, "room filed under its own name");
-            assert!(
-                *key == self.lobby || !room.members.is_empty(),
-                "empty room kept"
-            );
+            assert!(*key == self.lobby || !room.is_empty(), "empty room kept");
             for member in room.members.iter() {
                 let session = &self.sessions[member];
                 assert_eq!(session.room, *key, "member of the room it is in");
@@ -526,6 +587,7 @@ impl Hub {
             "each session in exactly one room"
         );
         assert_eq!(self.nicks.len(), self.sessions.len(), "one nickname each");
+        self.check_cluster_invariants();
         for (id, session) in &self.sessions {
             assert_eq!(self.nicks.get(&session.nick.key()), Some(id), "nick owned");
         }
@@ -589,6 +651,9 @@ impl Hub {
             .sanitized(text)
             .finish();
         out.send_room(&self.rooms[&session.room].members, Some(id), &line);
+        if self.cluster.is_some() {
+            self.publish_said(id, text, false, out);
+        }
     }
 
     /// `/me ACTION`: `* NICK ACTION` to the others in the room.
@@ -602,6 +667,9 @@ impl Hub {
             .sanitized(action)
             .finish();
         out.send_room(&self.rooms[&session.room].members, Some(id), &line);
+        if self.cluster.is_some() {
+            self.publish_said(id, action, true, out);
+        }
     }
 
     /// `/nick NAME`: `* OLD is now known as NEW` to the whole room, sender
@@ -624,25 +692,48 @@ impl Hub {
             );
             return;
         }
-        if self.nicks.get(&new.key()).is_some_and(|&owner| owner != id) {
+        let taken_here = self.nicks.get(&new.key()).is_some_and(|&owner| owner != id);
+        if taken_here || self.held_elsewhere(new.key()) {
             out.send(
                 id,
-                &b.str("* error: nickname taken: ")
+                &self
+                    .builder
+                    .str("* error: nickname taken: ")
                     .str(new.as_str())
                     .finish(),
             );
             return;
         }
+        if self.cluster.is_some() && new.key() != old.key() {
+            // Only Redis can say the name is free on every server: the
+            // rename happens when the claim is granted.
+            self.claim_nick(id, old, new, out);
+            return;
+        }
+        self.rename(id, new, out);
+    }
+
+    /// Rename `id` (connected) to `new`, which is free: tell its room,
+    /// and the other servers.
+    fn rename(&mut self, id: ClientId, new: Name, out: &mut Effects) {
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .expect("rename a connected client");
+        let old = session.nick;
         self.nicks.remove(&old.key());
         self.nicks.insert(new.key(), id);
         session.nick = new;
-        let line = b
+        let room = session.room;
+        let line = self
+            .builder
             .str("* ")
             .str(old.as_str())
             .str(" is now known as ")
             .str(new.as_str())
             .finish();
-        out.send_room(&self.rooms[&session.room].members, None, &line);
+        out.send_room(&self.rooms[&room].members, None, &line);
+        self.publish_rename(old, new, room, out);
     }
 
     /// `/who`: `* users in #ROOM: A, B, C`, in the order they joined.
@@ -650,11 +741,23 @@ impl Hub {
         let room = &self.rooms[&self.sessions[&id].room];
         let b = &mut self.builder;
         b.str("* users in #").str(room.name.as_str()).str(": ");
-        for (i, member) in room.members.iter().enumerate() {
-            if i > 0 {
+        // Two lists, each in join order: merge them by their stamps.
+        let mut local = room.members.iter().map(|m| &self.sessions[m]).peekable();
+        let mut remote = room.remote.iter().peekable();
+        let mut first = true;
+        loop {
+            let nick = match (local.peek(), remote.peek()) {
+                (Some(l), Some(r)) if l.joined < r.joined => local.next().map(|s| s.nick),
+                (Some(_), None) => local.next().map(|s| s.nick),
+                (_, Some(_)) => remote.next().map(|r| r.nick),
+                (None, None) => break,
+            };
+            let Some(nick) = nick else { break };
+            if !first {
                 b.str(", ");
             }
-            b.str(self.sessions[member].nick.as_str());
+            first = false;
+            b.str(nick.as_str());
         }
         out.send(id, &b.finish());
     }
@@ -664,7 +767,7 @@ impl Hub {
     fn list_rooms(&mut self, id: ClientId, out: &mut Effects) {
         let b = &mut self.builder;
         b.str("* rooms: ");
-        let listed = self.rooms.values().filter(|room| !room.members.is_empty());
+        let listed = self.rooms.values().filter(|room| !room.is_empty());
         for (i, room) in listed.enumerate() {
             if i > 0 {
                 b.str(", ");
@@ -672,7 +775,7 @@ impl Hub {
             b.str("#")
                 .str(room.name.as_str())
                 .str(" (")
-                .num(room.members.len())
+                .num(room.members.len() + room.remote.len())
                 .str(")");
         }
         out.send(id, &b.finish());
@@ -704,10 +807,11 @@ impl Hub {
         let (old_room, nick) = (session.room, session.nick);
         session.room = key;
         self.leave_room(old_room, id, nick, "", out);
-        let room = self.rooms.entry(key).or_insert(Room {
-            name,
-            members: Rc::new(Vec::new()),
-        });
+        let joined = self.next_join();
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.joined = joined;
+        }
+        let room = self.rooms.entry(key).or_insert(Room::new(name));
         let b = &mut self.builder;
         if !room.members.is_empty() {
             let joined = b
@@ -723,13 +827,20 @@ impl Hub {
             id,
             &b.str("* you are now in #").str(room.name.as_str()).finish(),
         );
+        self.publish_join(nick, key, out);
     }
 
     /// `/msg NICK TEXT`: `*FROM* TEXT` to NICK, `-> *NICK* TEXT` to the
     /// sender (both, in that order, when they are the same client).
     fn msg(&mut self, id: ClientId, to: &str, text: &str, out: &mut Effects) {
-        let target =
-            Name::parse(to.as_bytes()).and_then(|name| self.nicks.get(&name.key()).copied());
+        let wanted = Name::parse(to.as_bytes());
+        let target = wanted.and_then(|name| self.nicks.get(&name.key()).copied());
+        if target.is_none() {
+            if let Some(remote) = wanted.and_then(|name| self.remote_nick(name.key())) {
+                self.msg_remote(id, remote, text, out);
+                return;
+            }
+        }
         let b = &mut self.builder;
         let Some(target) = target else {
             b.str("* error: no such user: ").sanitized(to);
@@ -763,6 +874,7 @@ impl Hub {
             .expect("forget a connected client");
         self.nicks.remove(&session.nick.key());
         self.leave_room(session.room, id, session.nick, reason, out);
+        self.release_name(session.nick, out);
     }
 
     /// Take `id` out of a room, tell the members left `* NICK left #ROOM`
@@ -777,14 +889,16 @@ impl Hub {
         out: &mut Effects,
     ) {
         let room = self.rooms.get_mut(&key).expect("a session's room exists");
+        let room_name = room.name;
         if let Some(at) = room.members.iter().position(|&m| m == id) {
             // `remove`, not `swap_remove`: /who lists members in join order.
             Rc::make_mut(&mut room.members).remove(at);
         }
         if room.members.is_empty() {
-            if key != self.lobby {
+            if key != self.lobby && room.remote.is_empty() {
                 self.rooms.remove(&key);
             }
+            self.publish_left(nick, room_name, reason, out);
             return;
         }
         let b = &mut self.builder;
@@ -796,5 +910,6 @@ impl Hub {
             b.str(" (").sanitized(reason).str(")");
         }
         out.send_room(&room.members, None, &b.finish());
+        self.publish_left(nick, room_name, reason, out);
     }
 }
