@@ -135,6 +135,33 @@ impl Service {
     }
 }
 
+/// The services a TCP listener hands its connections to. Kept apart from
+/// [`Service`] so that every `match` on what a connection runs is exhaustive
+/// over exactly these: a new TCP service is one more variant here, and the
+/// compiler points at every place that must learn about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpService {
+    /// TCP echo (RFC 862).
+    Echo,
+    /// Line-based chat.
+    Chat,
+}
+
+impl TcpService {
+    /// The service as the command line and the `listening` lines name it.
+    pub fn service(self) -> Service {
+        match self {
+            TcpService::Echo => Service::TcpEcho,
+            TcpService::Chat => Service::Chat,
+        }
+    }
+
+    /// The name printed in logs.
+    pub fn name(self) -> &'static str {
+        self.service().name()
+    }
+}
+
 impl ServeConfig {
     /// Serve `listeners` with every other option at its default (for
     /// embedding the server, and for tests).

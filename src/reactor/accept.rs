@@ -52,7 +52,7 @@ impl<N: Net> Server<N> {
 
     /// Take an accepted connection into the slab, or turn it away at
     /// `--max-conns`.
-    pub(super) fn admit(&mut self, service: Service, mut stream: N::Stream, peer: SocketAddr) {
+    pub(super) fn admit(&mut self, service: TcpService, mut stream: N::Stream, peer: SocketAddr) {
         if self.stats.conns_open as usize >= self.max_conns {
             self.stats.conns_rejected += 1;
             debug!(
@@ -60,10 +60,13 @@ impl<N: Net> Server<N> {
                 service.name(),
                 self.max_conns
             );
-            if service == Service::Chat {
+            match service {
                 // A fresh socket's send buffer is empty, so this short line
                 // fits; if it somehow does not, the client just sees a close.
-                let _ = self.net.io(&stream).write(chat::SERVER_FULL);
+                TcpService::Chat => {
+                    let _ = self.net.io(&stream).write(chat::SERVER_FULL);
+                }
+                TcpService::Echo => {}
             }
             return; // dropping the stream closes it
         }
@@ -84,11 +87,11 @@ impl<N: Net> Server<N> {
         }
         self.next_serial += 1;
         let proto = match service {
-            Service::Chat => Proto::Chat(ChatConn {
+            TcpService::Chat => Proto::Chat(ChatConn {
                 out: ChunkQueue::new(),
                 finishing: false,
             }),
-            _ => Proto::Echo(EchoSession::new(self.config.out_limit)),
+            TcpService::Echo => Proto::Echo(EchoSession::new(self.config.out_limit)),
         };
         entry.insert(Entry {
             serial,
@@ -120,10 +123,12 @@ impl<N: Net> Server<N> {
         if let Some(idle) = self.config.idle_timeout {
             self.set_deadline(key, Some(self.now + idle));
         }
-        if service == Service::Chat {
-            let id = client_id(key, serial);
-            self.hub.handle_connect(id);
-            self.deliver_chat();
+        match service {
+            TcpService::Chat => {
+                self.hub.handle_connect(client_id(key, serial));
+                self.deliver_chat();
+            }
+            TcpService::Echo => {}
         }
     }
 }

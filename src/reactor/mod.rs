@@ -73,7 +73,7 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use crate::buffer::{BufferPool, ChunkQueue};
-use crate::config::{self, ServeConfig, Service};
+use crate::config::{self, ServeConfig, Service, TcpService};
 use crate::net::mio::MioNet;
 use crate::net::{
     interrupted, read_once, would_block, write_once, EventList, Net, ReadOutcome, Readiness,
@@ -169,15 +169,17 @@ impl<N: Net> Server<N> {
             let addr = config::resolve(&spec.addr).map_err(fail)?;
             let entry = sources.vacant_entry();
             let token = Token(entry.key());
+            let mut listener = |service| -> io::Result<Source<N>> {
+                let socket = net.listen_tcp(addr, token).map_err(fail)?;
+                Ok(Source::Listener(Listener {
+                    socket,
+                    service,
+                    backoff_until: None,
+                }))
+            };
             let source = match spec.service {
-                Service::TcpEcho | Service::Chat => {
-                    let socket = net.listen_tcp(addr, token).map_err(fail)?;
-                    Source::Listener(Listener {
-                        socket,
-                        service: spec.service,
-                        backoff_until: None,
-                    })
-                }
+                Service::TcpEcho => listener(TcpService::Echo)?,
+                Service::Chat => listener(TcpService::Chat)?,
                 Service::UdpEcho => {
                     let socket = net.bind_udp(addr, token).map_err(fail)?;
                     Source::Udp(Box::new(UdpEndpoint {
@@ -253,7 +255,9 @@ impl<N: Net> Server<N> {
         self.endpoints
             .iter()
             .filter_map(|&key| match &self.sources[key].source {
-                Source::Listener(l) => Some((l.service, self.net.listener_addr(&l.socket).ok()?)),
+                Source::Listener(l) => {
+                    Some((l.service.service(), self.net.listener_addr(&l.socket).ok()?))
+                }
                 Source::Udp(u) => Some((Service::UdpEcho, self.net.udp_addr(&u.socket).ok()?)),
                 Source::Conn(_) | Source::Redis(_) => None,
             })

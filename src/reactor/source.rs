@@ -15,7 +15,7 @@ use std::time::Instant;
 use mio::Interest;
 
 use crate::buffer::{BufferPool, ChunkQueue};
-use crate::config::Service;
+use crate::config::TcpService;
 use crate::net::mio::MioNet;
 use crate::net::Net;
 use crate::protocol::chat::ClientId;
@@ -66,7 +66,7 @@ pub struct Listener<N: Net = MioNet> {
     /// The socket.
     pub socket: N::Listener,
     /// Which service its connections get.
-    pub service: Service,
+    pub service: TcpService,
     /// While set, accepting is paused until this time (the process ran out of
     /// file descriptors); it is also this listener's deadline in the loop's
     /// timers.
@@ -146,7 +146,7 @@ pub struct Conn<N: Net = MioNet> {
     /// The client's address.
     pub peer: SocketAddr,
     /// Which service it belongs to.
-    pub service: Service,
+    pub service: TcpService,
     /// The protocol state.
     pub proto: Proto,
     /// What mio currently watches for.
