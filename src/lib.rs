@@ -3,7 +3,8 @@
 //! load generator. It is meant to be read: it shows, in working code, how a
 //! single-threaded reactor multiplexes many sockets without blocking.
 //!
-//! The architecture in one paragraph: the [`reactor`] owns the `mio::Poll`,
+//! The architecture in one paragraph: the [`reactor`] owns the poll (epoll
+//! through mio, behind the [`net::Net`] seam),
 //! a [`slab::Slab`] of every registered source (listeners, connections, UDP
 //! sockets) and the timers. Each readiness event's token finds a slab entry;
 //! the reactor reads the socket until it would block, hands the bytes to that
@@ -15,25 +16,36 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (clap), every subcommand and option; with
-//!   `main.rs`, the only code that knows clap.
-//! - [`config`]: every limit and default, named, in one place.
-//! - [`reactor`]: the only code that calls mio for the server: poll loop,
-//!   slab, dispatch, deferred close, timers, signals, stats, and the
-//!   `--trace-events` timeline ([`reactor::trace`]).
-//! - [`net`]: the reactor's seam to the OS, the [`net::Net`] trait, with
-//!   mio behind it in production ([`net::mio`]) and an in-memory network
-//!   with a virtual clock and injected faults in the tests ([`net::sim`]);
-//!   plus tiny socket helpers (`would_block`, read/write once).
-//! - [`buffer`]: bounded byte queues and shared lines for fan-out.
-//! - [`protocol`]: sans-IO line framing, TCP echo, UDP echo and chat.
-//! - [`client`]: the `send`, `chat` and `talk` clients, each a small mio loop.
-//! - [`cluster`]: chat across servers through Redis, sans-IO: the RESP codec,
-//!   the bus message format and the Redis link's state machine (not yet
-//!   wired into the reactor).
-//! - [`bench`](mod@bench): the load generator.
-//! - [`testing`]: naive models and invariant checks of the protocol state
-//!   machines, shared by the fuzz targets (fuzz/) and the property tests.
+//! From the top down; each layer may use the ones below it, never one above
+//! (docs/architecture.md draws it):
+//!
+//! - `main.rs` and [`cli`]: the command line (clap), every subcommand and
+//!   option, exit statuses, the `listening` lines; the only code that knows
+//!   clap. They turn options into the plain structs below.
+//! - [`reactor`]: one poll loop of the server: the slab of sources
+//!   (listeners, connections, UDP sockets, the Redis link of `--cluster` in
+//!   `reactor/redis.rs`), dispatch, deferred close, still-ready, one timer
+//!   set, signals, stats and the `--trace-events` timeline
+//!   ([`reactor::trace`]). `Server::bind(ServeConfig)` then `Server::run()`.
+//!   It calls the OS only through [`net`].
+//! - [`client`] and [`bench`](mod@bench): the `send`, `chat` and `talk`
+//!   clients and the load generator, each a small mio loop on [`net`]'s
+//!   helpers and [`protocol`]'s wire text.
+//! - [`net`]: the seam to the OS, the [`net::Net`] trait, with mio behind it
+//!   in production ([`net::mio`]) and an in-memory network with a virtual
+//!   clock and injected faults in the tests ([`net::sim`]); plus the small
+//!   helpers every non-blocking loop needs (`would_block`, read/write once).
+//! - [`protocol`] and [`cluster`]: everything sans-IO: line framing, TCP
+//!   echo, UDP echo, the chat hub (handle_* in, effects out) with its
+//!   delivery policy ([`protocol::chat::delivery`]), its wire text
+//!   ([`protocol::chat::wire`]) and its view of other servers
+//!   ([`protocol::chat::cluster`]); the RESP codec, the bus message format
+//!   and the Redis link's state machine.
+//! - [`buffer`] and [`config`]: bounded queues and shared lines; every limit
+//!   and default, named. They import nothing above them.
+//! - [`testing`]: naive models, invariant checks and the deterministic
+//!   simulation of the reactor ([`testing::sim`]), for the tests and the
+//!   fuzz targets (fuzz/) only.
 //!
 //! # Reading further
 //!
