@@ -36,8 +36,13 @@ impl Tmux {
                 std::env::var_os("CI").is_none(),
                 "{test}: tmux is not installed, and CI must not skip this (install tmux)"
             );
-            eprintln!("SKIPPED {test}: tmux is not installed (install tmux)");
-            println!("SKIPPED {test}: tmux is not installed (install tmux)");
+            // Straight to the process's stderr: libtest swallows the
+            // `eprintln!` of a passing test, and a skip must be seen.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("SKIPPED {test}: tmux is not installed (apt-get install tmux)\n")
+                    .as_bytes(),
+            );
             return None;
         }
         static N: AtomicUsize = AtomicUsize::new(0);
