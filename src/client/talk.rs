@@ -182,7 +182,12 @@ impl Talk {
             .map_err(|e| io::Error::new(e.kind(), format!("listen on {resolved}: {e}")))?;
         let local = listener.local_addr()?;
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
-        eprintln!("listening on {local}");
+        // One write for the whole line: `eprintln!` writes the address in
+        // pieces, and a terminal (or a script reading it) could see half.
+        let _ = io::Write::write_all(
+            &mut io::stderr(),
+            format!("listening on {local}\n").as_bytes(),
+        );
         let mut talk = Talk::new(TalkPhase::Listening, Deadline::never());
         talk.listener = Some((listener, local));
         Ok(talk)
@@ -305,7 +310,10 @@ impl Talk {
     }
 
     fn connected(&mut self, peer: SocketAddr, registry: &Registry) -> io::Result<()> {
-        eprintln!("connected to {peer}");
+        let _ = io::Write::write_all(
+            &mut io::stderr(),
+            format!("connected to {peer}\n").as_bytes(),
+        );
         self.peer = Some(peer);
         self.phase = TalkPhase::Talking;
         self.deadline = Deadline::never();
