@@ -598,3 +598,28 @@ fn guest_numbers_are_never_reused_across_servers() {
         assert!(seen.insert(nick.clone()), "{nick} handed out twice");
     }
 }
+
+/// A burst of connections larger than the guest names a server has proven
+/// free at that moment: the ones past the pool wait for the next block and
+/// are welcomed when it comes, each under a name of its own. They used to be
+/// told "no nickname can be proven free right now (cluster link down)" and
+/// closed, with the link up all along.
+#[test]
+fn a_burst_of_connections_waits_for_guest_names_instead_of_failing() {
+    let Some(redis) = RedisServer::start("a_burst_of_connections_waits", None) else {
+        return;
+    };
+    let a = serve(&redis.url(), &[]);
+    let addr = a.addr("chat");
+    let burst = 3 * sockloop::protocol::chat::cluster::GUEST_BLOCK as usize;
+    // Connect them all before reading any welcome.
+    let streams: Vec<std::net::TcpStream> = (0..burst).map(|_| common::connect(addr)).collect();
+    let mut nicks = std::collections::HashSet::new();
+    for s in streams {
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut first).unwrap();
+        let nick = common::welcome_nick(first.trim_end());
+        assert!(nicks.insert(nick.clone()), "{nick} given twice");
+    }
+    assert_eq!(nicks.len(), burst);
+}

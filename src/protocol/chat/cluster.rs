@@ -87,6 +87,11 @@ pub struct RemoteMember {
 pub const NO_GUEST_NAME: &str =
     "* error: no nickname can be proven free right now (cluster link down); try again later";
 
+/// What a connection waiting for its guest name (and so for its welcome) is
+/// told when it sends a line before the welcome: its input is not kept.
+pub const NOT_WELCOMED_YET: &str =
+    "* error: you have no nickname yet (one is on its way); send that again after the welcome";
+
 /// Guest numbers reserved at a time.
 pub const GUEST_BLOCK: u64 = 16;
 /// Below this many proven-free guest names (ready or being claimed), the
@@ -170,6 +175,11 @@ pub struct ClusterView {
     /// Local users whose name another server holds now, waiting for a
     /// guest name to be renamed to (the pool was empty).
     renames_owed: Vec<ClientId>,
+    /// New connections waiting for a guest name while the link is up but
+    /// the pool is empty (a burst of connections used it up before the next
+    /// block came), oldest first. They are welcomed as names arrive; as many
+    /// as there are connections at most.
+    awaiting_guest: VecDeque<ClientId>,
     /// Servers declared lost, most recent last (at most [`MAX_LOST`]): one
     /// heard from again was only cut off, and is asked for its list.
     lost: VecDeque<ServerId>,
@@ -237,6 +247,16 @@ impl Hub {
             view.up = false;
             view.guests_reserving = false;
             view.partial.clear();
+            // Nobody can prove a name free now: those still waiting for
+            // one are told so, as a new connection would be.
+            let waiting: Vec<ClientId> = view.awaiting_guest.drain(..).collect();
+            if !waiting.is_empty() {
+                let line = hub.builder.str(NO_GUEST_NAME).finish();
+                for id in waiting {
+                    out.send(id, &line);
+                    out.close(id);
+                }
+            }
             if was_up {
                 let line = hub
                     .builder
@@ -377,6 +397,40 @@ impl Hub {
         }
     }
 
+    /// A new connection that must wait for a guest name (the link is up, the
+    /// pool is empty for now): `true` if it was put in line.
+    pub(super) fn wait_for_guest(&mut self, id: ClientId) -> bool {
+        match self.cluster.as_mut() {
+            Some(view) if view.up => {
+                view.awaiting_guest.push_back(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `id` is a connection still waiting for its guest name.
+    pub(super) fn is_awaiting_guest(&self, id: ClientId) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|v| v.awaiting_guest.contains(&id))
+    }
+
+    /// Everyone still waiting for a name (the server is shutting down).
+    pub(super) fn take_waiting(&mut self) -> Vec<ClientId> {
+        self.cluster
+            .as_mut()
+            .map(|v| v.awaiting_guest.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// `id` went away before it had a name.
+    pub(super) fn forget_waiting(&mut self, id: ClientId) {
+        if let Some(view) = self.cluster.as_mut() {
+            view.awaiting_guest.retain(|&w| w != id);
+        }
+    }
+
     /// Whether another server holds the name `key`.
     pub(super) fn held_elsewhere(&self, key: NameKey) -> bool {
         self.cluster
@@ -414,6 +468,25 @@ impl Hub {
                 view.guests_claiming -= 1;
                 if granted {
                     view.guests.push_back(name);
+                }
+                // New connections waiting for a name come first: they
+                // have none at all.
+                loop {
+                    let view = self.cluster.as_mut().expect("a cluster hub");
+                    if view.guests.is_empty() {
+                        break;
+                    }
+                    let Some(id) = view.awaiting_guest.pop_front() else {
+                        break;
+                    };
+                    match self.take_cluster_guest(out) {
+                        Some(nick) => self.welcome(id, nick, out),
+                        None => {
+                            let view = self.cluster.as_mut().expect("a cluster hub");
+                            view.awaiting_guest.push_front(id);
+                            break;
+                        }
+                    }
                 }
                 while let Some(id) = self.cluster.as_mut().and_then(|v| v.renames_owed.pop()) {
                     if !self.sessions.contains_key(&id) {

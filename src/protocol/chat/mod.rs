@@ -428,9 +428,15 @@ impl Hub {
         if self.sessions.contains_key(&id) {
             return;
         }
+        if self.is_awaiting_guest(id) {
+            return;
+        }
         let nick = if self.cluster.is_some() {
             match self.take_cluster_guest(out) {
                 Some(nick) => nick,
+                // A burst used the pool up and the next block is on its
+                // way: the client is welcomed when a name arrives.
+                None if self.wait_for_guest(id) => return,
                 None => {
                     out.send(id, &self.builder.str(cluster::NO_GUEST_NAME).finish());
                     out.close(id);
@@ -447,6 +453,12 @@ impl Hub {
                 }
             }
         };
+        self.welcome(id, nick, out);
+    }
+
+    /// Give `id` the name `nick`: welcome it, announce it to #lobby, and
+    /// (in a cluster) to the other servers.
+    fn welcome(&mut self, id: ClientId, nick: Name, out: &mut Effects) {
         self.nicks.insert(nick.key(), id);
         let b = &mut self.builder;
         let welcome = b
@@ -494,6 +506,11 @@ impl Hub {
 
     fn input(&mut self, id: ClientId, bytes: &[u8], out: &mut Effects) {
         let Some(session) = self.sessions.get_mut(&id) else {
+            if self.is_awaiting_guest(id) && bytes.contains(&b'\n') {
+                // Not kept (it has no session to keep it in), and not lost
+                // in silence either.
+                out.send(id, &self.builder.str(cluster::NOT_WELCOMED_YET).finish());
+            }
             return;
         };
         // The framer is moved out while its lines are handled, so that
@@ -521,6 +538,10 @@ impl Hub {
 
     fn eof(&mut self, id: ClientId, out: &mut Effects) {
         let Some(session) = self.sessions.get_mut(&id) else {
+            if self.is_awaiting_guest(id) {
+                self.forget_waiting(id);
+                out.close(id);
+            }
             return;
         };
         let mut framer = std::mem::take(&mut session.framer);
@@ -540,6 +561,8 @@ impl Hub {
     pub fn handle_disconnect(&mut self, id: ClientId, reason: LeaveReason) {
         if self.sessions.contains_key(&id) {
             self.emitting(|hub, out| hub.forget(id, reason.as_str(), out));
+        } else {
+            self.forget_waiting(id);
         }
     }
 
@@ -553,6 +576,10 @@ impl Hub {
 
     fn shutdown(&mut self, out: &mut Effects) {
         self.shut_down = true;
+        for id in self.take_waiting() {
+            out.send(id, &self.canned.shutting_down);
+            out.close(id);
+        }
         self.cluster_shutdown(out);
         for room in self.rooms.values_mut() {
             for &member in room.members.iter() {
