@@ -1,5 +1,5 @@
 //! The chat hub, driven through its public API with a recording outbox: every
-//! row of SPEC.md's chat table, every error, the name rules, and properties
+//! row of the chat table (docs/protocol.md), every error, the name rules, and properties
 //! (any chunking of a client's input gives the same output; any input keeps
 //! the hub consistent and its output clean).
 

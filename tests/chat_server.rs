@@ -1,5 +1,5 @@
 //! The chat service end to end: the real `sockloop serve --chat 127.0.0.1:0`
-//! over loopback sockets. The rows of SPEC.md's chat table, Chinese text,
+//! over loopback sockets. The rows of the chat table (docs/protocol.md), Chinese text,
 //! any segmentation of input, the errors, and the three limits
 //! (`--out-limit`, `--max-conns`, `--idle-timeout`) each provoked.
 //!
@@ -432,7 +432,7 @@ fn idle_clients_are_closed_with_a_notice() {
 
 /// Garbage from one client: a megabyte of LFs, half a UTF-8 character at the
 /// end of a write, random binary with NULs. The server never panics,
-/// answers per SPEC (errors to the sender, sanitized relays to the others)
+/// answers per the protocol (errors to the sender, sanitized relays to the others)
 /// and keeps serving.
 #[test]
 fn garbage_never_breaks_the_chat() {
