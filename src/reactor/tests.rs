@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Token};
 
 use super::*;
-use crate::config::{ListenerSpec, ServeConfig, Service};
+use crate::buffer::SharedLine;
+use crate::config::{ListenerSpec, ServeConfig, Service, TcpService};
 
 fn echo_config() -> ServeConfig {
     ServeConfig::with_defaults(vec![ListenerSpec {
@@ -210,4 +211,68 @@ fn a_burst_past_the_datagram_budget_is_answered_without_new_traffic() {
             answered += 1;
         }
     }
+}
+
+/// A chat client that never reads, holding exactly `--max-pending` bytes of
+/// output, is not *past* the bound; but echo, which reads only what fits
+/// under it, can then read nothing at all. At the bound with echo input
+/// waiting for room counts as past it: the chat client is disconnected as
+/// too slow. (The simulation found this: the echo client was blocked for
+/// good.)
+#[test]
+fn a_chat_backlog_exactly_at_max_pending_does_not_block_echo_for_good() {
+    let max_pending = 1000;
+    let mut config = ServeConfig::with_defaults(vec![
+        ListenerSpec {
+            service: Service::TcpEcho,
+            addr: "127.0.0.1:0".into(),
+        },
+        ListenerSpec {
+            service: Service::Chat,
+            addr: "127.0.0.1:0".into(),
+        },
+    ]);
+    config.max_pending = max_pending;
+    let mut server = Server::bind(config).unwrap();
+    let addrs = server.local_addrs();
+    let _echo_client = TcpStream::connect(addrs[0].1).unwrap();
+    let _chat_client = TcpStream::connect(addrs[1].1).unwrap();
+    turn_until(&mut server, |s| {
+        conn_keys(s).len() == 2 && s.pending_total == 0
+    });
+    let kind_of = |s: &Server, key: usize| match &s.sources[key].source {
+        Source::Conn(c) => c.service,
+        _ => unreachable!(),
+    };
+    let keys = conn_keys(&server);
+    let echo = *keys
+        .iter()
+        .find(|&&k| kind_of(&server, k) == TcpService::Echo)
+        .unwrap();
+    let chat = *keys
+        .iter()
+        .find(|&&k| kind_of(&server, k) == TcpService::Chat)
+        .unwrap();
+    // The chat client's queue holds exactly the bound (as if it never read).
+    let line: SharedLine =
+        std::rc::Rc::from(vec![b'x'; max_pending - crate::buffer::QUEUED_LINE_COST]);
+    if let Source::Conn(Conn {
+        proto: Proto::Chat(c),
+        ..
+    }) = &mut server.sources[chat].source
+    {
+        c.out.push(&line);
+        assert_eq!(c.out.cost(), max_pending);
+    }
+    server.pending_total += max_pending;
+    // Echo finds no room and pauses.
+    server.conn_read(echo, false);
+    assert_eq!(server.paused_for_total.len(), 1, "echo paused at the bound");
+    server.settle_max_pending();
+    match &server.sources[chat].source {
+        Source::Conn(c) => assert_eq!(c.closing, Some(CloseReason::TooSlow)),
+        _ => unreachable!(),
+    }
+    assert_eq!(server.pending_total, 0);
+    assert!(server.paused_for_total.is_empty(), "echo resumed");
 }
