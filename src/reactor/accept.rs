@@ -4,7 +4,20 @@
 //! spinning or exiting. Also the listener's creation (a larger backlog than
 //! std's) and the start-up clamp of `--max-conns` below the fd limit.
 
-use super::*;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+use log::{debug, warn};
+use mio::{Interest, Token};
+
+use crate::buffer::ChunkQueue;
+use crate::config::{self, TcpService};
+use crate::net::{interrupted, would_block, Net};
+use crate::protocol::chat;
+use crate::protocol::echo::EchoSession;
+
+use super::source::{client_id, ChatConn, Conn, Entry, Proto, Source};
+use super::{Phase, Server};
 
 impl<N: Net> Server<N> {
     /// Accept until the listener would block, within the accept budget.

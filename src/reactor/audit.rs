@@ -3,7 +3,11 @@
 //! connection's pending output and registration. Read-only, never called by
 //! the server itself.
 
-use super::*;
+use crate::config::ServeConfig;
+use crate::net::Net;
+
+use super::source::Source;
+use super::Server;
 
 /// One connection as the audit sees it.
 #[derive(Debug, Clone, Copy)]

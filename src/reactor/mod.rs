@@ -64,26 +64,22 @@ pub mod timers;
 pub mod trace;
 mod udp;
 
-use std::io::{self, IoSlice, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, trace, warn};
+use log::{info, trace};
 use mio::{Interest, Token};
 use slab::Slab;
 
-use crate::buffer::{BufferPool, ChunkQueue};
+use crate::buffer::BufferPool;
 use crate::config::{self, ServeConfig, Service, TcpService};
 use crate::net::mio::MioNet;
-use crate::net::{
-    interrupted, read_once, would_block, write_once, EventList, Net, ReadOutcome, Readiness,
-    WriteOutcome, SIGNAL_TOKEN,
-};
+use crate::net::{interrupted, EventList, Net, Readiness, SIGNAL_TOKEN};
 use crate::protocol::chat::delivery::Delivery;
-use crate::protocol::chat::{self, ChatLimits, Hub, LeaveReason};
-use crate::protocol::echo::EchoSession;
-use crate::protocol::udp_echo::{Disposition, UdpEcho, UdpLimits};
-use source::{client_id, ChatConn, CloseReason, Conn, Entry, Listener, Proto};
+use crate::protocol::chat::{ChatLimits, Hub};
+use crate::protocol::udp_echo::{UdpEcho, UdpLimits};
+use source::{CloseReason, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
 use timers::Timers;

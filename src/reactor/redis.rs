@@ -22,9 +22,21 @@
 //! and the hub's answers back to the link through `deliver_chat`, until
 //! neither has anything left: a plain loop, no callbacks.
 
-use super::*;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, trace, warn};
+use mio::{Interest, Token};
+use slab::Slab;
+
 use crate::cluster::link::{Effect as LinkEffect, Link, LinkConfig, LinkError};
 use crate::cluster::url::RedisUrl;
+use crate::config;
+use crate::net::{read_once, write_once, EventList, Net, ReadOutcome, Readiness, WriteOutcome};
+
+use super::source::{Entry, Source};
+use super::{stats, Server};
 
 /// The Redis link and what the loop keeps about it.
 pub struct ClusterLink {
@@ -386,7 +398,7 @@ impl<N: Net> Server<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ListenerSpec;
+    use crate::config::{ListenerSpec, ServeConfig, Service};
     use crate::net::sim::{Faults, SimNet, SimRng};
 
     /// On the simulated network (which has no Redis peer yet, so refuses

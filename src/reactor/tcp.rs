@@ -5,7 +5,20 @@
 //! marked closing at once and leaves the slab only at the sweep, after the
 //! whole batch of events. Shutdown's lingering close lives here too.
 
-use super::*;
+use std::io::{self, IoSlice};
+use std::time::Instant;
+
+use log::{debug, trace};
+use mio::Token;
+use slab::Slab;
+
+use crate::buffer::BufferPool;
+use crate::config;
+use crate::net::{read_once, write_once, Net, ReadOutcome, WriteOutcome};
+use crate::protocol::chat::LeaveReason;
+
+use super::source::{client_id, CloseReason, Conn, Entry, Proto, Source};
+use super::{Phase, Server};
 
 impl<N: Net> Server<N> {
     /// Read until the socket would block, the protocol pauses input, or the

@@ -11,6 +11,8 @@ use mio::{Events, Token};
 use super::*;
 use crate::buffer::SharedLine;
 use crate::config::{ListenerSpec, ServeConfig, Service, TcpService};
+use crate::net::would_block;
+use source::{CloseReason, Conn, Proto, Source};
 
 fn echo_config() -> ServeConfig {
     ServeConfig::with_defaults(vec![ListenerSpec {

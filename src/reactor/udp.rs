@@ -3,7 +3,17 @@
 //! reply only when the socket cannot send right now (bounded, drop and
 //! count past the bound: see `protocol::udp_echo`).
 
-use super::*;
+use log::{debug, trace};
+use mio::Token;
+
+use crate::buffer::BufferPool;
+use crate::config;
+use crate::net::{would_block, Net, Readiness};
+use crate::protocol::udp_echo::{Disposition, UdpEcho};
+
+use super::source::{Source, UdpEndpoint};
+use super::stats::Stats;
+use super::{Phase, Server};
 
 impl<N: Net> Server<N> {
     /// Receive datagrams until the socket would block (within budget) and
