@@ -711,13 +711,7 @@ impl Hub {
             Event::Nick { old, new, room: _ } => self.remote_rename(server, old, new, out),
             Event::Private { from, to, text } => {
                 if let Some(&id) = self.nicks.get(&to.key()) {
-                    let line = self
-                        .builder
-                        .str("*")
-                        .str(from.as_str())
-                        .str("* ")
-                        .str(text.as_str())
-                        .finish();
+                    let line = self.builder.private(from.as_str(), text.as_str());
                     out.send(id, &line);
                 }
                 true
@@ -770,13 +764,7 @@ impl Hub {
         let joined = self.next_join();
         let room_entry = self.rooms.entry(room.key()).or_insert(Room::new(room));
         if !room_entry.members.is_empty() {
-            let line = self
-                .builder
-                .str("* ")
-                .str(nick.as_str())
-                .str(" joined #")
-                .str(room_entry.name.as_str())
-                .finish();
+            let line = self.builder.joined(nick.as_str(), room_entry.name.as_str());
             out.send_room(&room_entry.members, None, &line);
         }
         room_entry.remote.push(super::RemoteMember {
@@ -849,15 +837,10 @@ impl Hub {
             .expect("a remote member's room");
         room.remote.retain(|m| m.nick.key() != key);
         if !room.members.is_empty() {
-            let b = &mut self.builder;
-            b.str("* ")
-                .str(known.nick.as_str())
-                .str(" left #")
-                .str(room.name.as_str());
-            if !reason.is_empty() {
-                b.str(" (").sanitized(reason).str(")");
-            }
-            out.send_room(&room.members, None, &b.finish());
+            let line = self
+                .builder
+                .left(known.nick.as_str(), room.name.as_str(), reason);
+            out.send_room(&room.members, None, &line);
         }
         if room.is_empty() && known.room != self.lobby {
             self.rooms.remove(&known.room);
@@ -919,13 +902,7 @@ impl Hub {
             m.nick = new;
         }
         if !room.members.is_empty() {
-            let line = self
-                .builder
-                .str("* ")
-                .str(old.as_str())
-                .str(" is now known as ")
-                .str(new.as_str())
-                .finish();
+            let line = self.builder.renamed(old.as_str(), new.as_str());
             out.send_room(&room.members, None, &line);
         }
         true

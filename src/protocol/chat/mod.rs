@@ -474,12 +474,7 @@ impl Hub {
             .get_mut(&self.lobby)
             .expect("#lobby always exists");
         if !lobby.members.is_empty() {
-            let joined = b
-                .str("* ")
-                .str(nick.as_str())
-                .str(" joined #")
-                .str(LOBBY)
-                .finish();
+            let joined = b.joined(nick.as_str(), LOBBY);
             out.send_room(&lobby.members, None, &joined);
         }
         Rc::make_mut(&mut lobby.members).push(id);
@@ -752,13 +747,7 @@ impl Hub {
         self.nicks.insert(new.key(), id);
         session.nick = new;
         let room = session.room;
-        let line = self
-            .builder
-            .str("* ")
-            .str(old.as_str())
-            .str(" is now known as ")
-            .str(new.as_str())
-            .finish();
+        let line = self.builder.renamed(old.as_str(), new.as_str());
         out.send_room(&self.rooms[&room].members, None, &line);
         self.publish_rename(old, new, room, out);
     }
@@ -841,12 +830,7 @@ impl Hub {
         let room = self.rooms.entry(key).or_insert(Room::new(name));
         let b = &mut self.builder;
         if !room.members.is_empty() {
-            let joined = b
-                .str("* ")
-                .str(nick.as_str())
-                .str(" joined #")
-                .str(room.name.as_str())
-                .finish();
+            let joined = b.joined(nick.as_str(), room.name.as_str());
             out.send_room(&room.members, None, &joined);
         }
         Rc::make_mut(&mut room.members).push(id);
@@ -876,12 +860,7 @@ impl Hub {
         };
         let from = self.sessions[&id].nick;
         let to_nick = self.sessions[&target].nick;
-        let delivered = b
-            .str("*")
-            .str(from.as_str())
-            .str("* ")
-            .sanitized(text)
-            .finish();
+        let delivered = b.private(from.as_str(), text);
         out.send(target, &delivered);
         let echo = b
             .str("-> *")
@@ -928,15 +907,8 @@ impl Hub {
             self.publish_left(nick, room_name, reason, out);
             return;
         }
-        let b = &mut self.builder;
-        b.str("* ")
-            .str(nick.as_str())
-            .str(" left #")
-            .str(room.name.as_str());
-        if !reason.is_empty() {
-            b.str(" (").sanitized(reason).str(")");
-        }
-        out.send_room(&room.members, None, &b.finish());
+        let line = self.builder.left(nick.as_str(), room.name.as_str(), reason);
+        out.send_room(&room.members, None, &line);
         self.publish_left(nick, room_name, reason, out);
     }
 }

@@ -94,6 +94,35 @@ impl LineBuilder {
         self.buf.clear();
         line
     }
+
+    /// `* NICK joined #ROOM`: the one place the join notice is worded, for
+    /// local and remote members alike.
+    pub fn joined(&mut self, nick: &str, room: &str) -> SharedLine {
+        self.str("* ").str(nick).str(" joined #").str(room).finish()
+    }
+
+    /// `* NICK left #ROOM`, with ` (REASON)` when there is one.
+    pub fn left(&mut self, nick: &str, room: &str, reason: &str) -> SharedLine {
+        self.str("* ").str(nick).str(" left #").str(room);
+        if !reason.is_empty() {
+            self.str(" (").sanitized(reason).str(")");
+        }
+        self.finish()
+    }
+
+    /// `* OLD is now known as NEW`.
+    pub fn renamed(&mut self, old: &str, new: &str) -> SharedLine {
+        self.str("* ")
+            .str(old)
+            .str(" is now known as ")
+            .str(new)
+            .finish()
+    }
+
+    /// `*FROM* text`: a private message as its recipient sees it.
+    pub fn private(&mut self, from: &str, text: &str) -> SharedLine {
+        self.str("*").str(from).str("* ").sanitized(text).finish()
+    }
 }
 
 impl fmt::Write for LineBuilder {
