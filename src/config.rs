@@ -122,15 +122,27 @@ pub enum Service {
     UdpEcho,
     /// Line-based chat.
     Chat,
+    /// TCP daytime (RFC 867): the time, then close.
+    Daytime,
 }
 
 impl Service {
+    /// Every service, in the order `serve --help` lists their options. A
+    /// new service goes here too (the test below points at this list).
+    pub const ALL: [Service; 4] = [
+        Service::TcpEcho,
+        Service::UdpEcho,
+        Service::Chat,
+        Service::Daytime,
+    ];
+
     /// The name printed in `listening SERVICE ADDR` and in logs.
     pub fn name(self) -> &'static str {
         match self {
             Service::TcpEcho => "tcp-echo",
             Service::UdpEcho => "udp-echo",
             Service::Chat => "chat",
+            Service::Daytime => "daytime",
         }
     }
 }
@@ -145,6 +157,8 @@ pub enum TcpService {
     Echo,
     /// Line-based chat.
     Chat,
+    /// TCP daytime (RFC 867).
+    Daytime,
 }
 
 impl TcpService {
@@ -153,6 +167,7 @@ impl TcpService {
         match self {
             TcpService::Echo => Service::TcpEcho,
             TcpService::Chat => Service::Chat,
+            TcpService::Daytime => Service::Daytime,
         }
     }
 
@@ -256,6 +271,22 @@ pub fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new `Service` variant fails to compile here until it has a place;
+    /// the assertion then wants that place filled in `Service::ALL`.
+    #[test]
+    fn service_all_lists_every_service_once_in_order() {
+        let place = |s: Service| match s {
+            Service::TcpEcho => 0,
+            Service::UdpEcho => 1,
+            Service::Chat => 2,
+            Service::Daytime => 3,
+        };
+        let places: Vec<usize> = Service::ALL.into_iter().map(place).collect();
+        assert_eq!(places, (0..Service::ALL.len()).collect::<Vec<_>>());
+        let names: std::collections::HashSet<_> = Service::ALL.map(Service::name).into();
+        assert_eq!(names.len(), Service::ALL.len(), "names are unique");
+    }
 
     #[test]
     fn well_formed_addresses_pass_unchanged() {

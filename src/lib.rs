@@ -40,7 +40,8 @@
 //!   delivery policy ([`protocol::chat::delivery`]), its wire text
 //!   ([`protocol::chat::wire`]) and its view of other servers
 //!   ([`protocol::chat::cluster`]); the RESP codec, the bus message format
-//!   and the Redis link's state machine.
+//!   and the Redis link's state machine; and daytime
+//!   ([`protocol::daytime`]), the worked example of docs/adding-a-service.md.
 //! - [`buffer`] and [`config`]: bounded queues and shared lines; every limit
 //!   and default, named. They import nothing above them.
 //! - [`testing`]: naive models, invariant checks and the deterministic

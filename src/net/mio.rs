@@ -10,7 +10,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, warn};
 use mio::event::Event;
@@ -66,6 +66,10 @@ impl Net for MioNet {
 
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
     }
 
     fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {

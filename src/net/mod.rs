@@ -21,7 +21,7 @@ pub mod sim;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ::mio::{Interest, Token};
 
@@ -140,6 +140,9 @@ pub trait Net {
 
     /// The clock (`clock_gettime(CLOCK_MONOTONIC)`).
     fn now(&self) -> Instant;
+    /// The calendar time, for what a client is told the time is (daytime)
+    /// and never for deadlines: it may jump (`clock_gettime(CLOCK_REALTIME)`).
+    fn wall_clock(&self) -> SystemTime;
     /// Wait for events, at most `timeout` (`epoll_wait`). `Interrupted`
     /// (EINTR) means "nothing, call again".
     fn poll(&mut self, events: &mut Self::Events, timeout: Option<Duration>) -> io::Result<()>;

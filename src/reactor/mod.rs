@@ -176,6 +176,7 @@ impl<N: Net> Server<N> {
             let source = match spec.service {
                 Service::TcpEcho => listener(TcpService::Echo)?,
                 Service::Chat => listener(TcpService::Chat)?,
+                Service::Daytime => listener(TcpService::Daytime)?,
                 Service::UdpEcho => {
                     let socket = net.bind_udp(addr, token).map_err(fail)?;
                     Source::Udp(Box::new(UdpEndpoint {
@@ -495,6 +496,8 @@ impl<N: Net> Server<N> {
                     // Treat it as end of input: echo what is pending, then close.
                     Proto::Echo(e) => e.handle_eof(),
                     Proto::Chat(c) => c.finishing = true,
+                    // Its one line is all it has to say, pending or not.
+                    Proto::Daytime(_) => {}
                 }
                 self.queue_flush(key);
             }

@@ -49,12 +49,15 @@ impl<N: Net> Server<N> {
                 Proto::Echo(e) => e.read_allowance(),
                 Proto::Chat(c) if c.finishing => 0,
                 Proto::Chat(_) => usize::MAX,
+                // Reads nothing: once its line is out, the lingering close
+                // reads and throws away whatever the client sent.
+                Proto::Daytime(_) => 0,
             };
             let allowance_now = match &conn.proto {
                 Proto::Echo(_) => allowance
                     .min(headroom)
                     .min(conn.total_share.unwrap_or(usize::MAX)),
-                Proto::Chat(_) => allowance,
+                Proto::Chat(_) | Proto::Daytime(_) => allowance,
             };
             let want = allowance_now.min(budget).min(self.read_buf.len());
             if want == 0 {
@@ -126,6 +129,9 @@ impl<N: Net> Server<N> {
                             self.hub.handle_input(id, &self.read_buf[..n]);
                             self.deliver_chat();
                         }
+                        // Its allowance is 0, so no read reaches here; were
+                        // one to, RFC 867 says input is thrown away.
+                        Proto::Daytime(_) => {}
                     }
                     // A short read means the kernel had no more bytes: with
                     // edge-triggered epoll the next arrival raises a new
@@ -153,6 +159,7 @@ impl<N: Net> Server<N> {
                             self.deliver_chat();
                             self.queue_flush(key);
                         }
+                        Proto::Daytime(_) => self.queue_flush(key),
                     }
                     break;
                 }
