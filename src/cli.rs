@@ -21,7 +21,7 @@ use crate::bench::{BenchOptions, Stop, Target};
 use crate::client::chat::ChatOptions;
 use crate::client::send::SendOptions;
 use crate::client::talk::{TalkOptions, TalkSide};
-use crate::cluster::url::RedisUrl;
+use crate::config::redis_url::RedisUrl;
 use crate::config::{self, ListenerSpec, ServeConfig, Service};
 
 /// sockloop: one thread, one mio poll loop, TCP echo, UDP echo and chat.

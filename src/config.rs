@@ -5,6 +5,8 @@
 //! back-off delays). docs/limits.md explains the policy at each bound; when
 //! you change a number here, change it there too.
 
+pub mod redis_url;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -101,7 +103,7 @@ pub struct ServeConfig {
     /// Write a Chrome trace of the loop here.
     pub trace_events: Option<std::path::PathBuf>,
     /// Join the chat to other servers through this Redis (`--cluster`).
-    pub cluster: Option<crate::cluster::url::RedisUrl>,
+    pub cluster: Option<crate::config::redis_url::RedisUrl>,
 }
 
 /// One socket to open.

@@ -35,15 +35,18 @@
 //!   in production ([`net::mio`]) and an in-memory network with a virtual
 //!   clock and injected faults in the tests ([`net::sim`]); plus the small
 //!   helpers every non-blocking loop needs (`would_block`, read/write once).
-//! - [`protocol`] and [`cluster`]: everything sans-IO: line framing, TCP
-//!   echo, UDP echo, the chat hub (handle_* in, effects out) with its
-//!   delivery policy ([`protocol::chat::delivery`]), its wire text
-//!   ([`protocol::chat::wire`]) and its view of other servers
-//!   ([`protocol::chat::cluster`]); the RESP codec, the bus message format
-//!   and the Redis link's state machine; and daytime
-//!   ([`protocol::daytime`]), the worked example of docs/adding-a-service.md.
+//! - [`cluster`]: chat across servers, the Redis side, sans-IO: the RESP
+//!   codec and the Redis link's state machine ([`cluster::link`]).
+//! - [`protocol`]: everything else sans-IO: line framing, TCP echo, UDP
+//!   echo, the chat hub (handle_* in, effects out) with its delivery policy
+//!   ([`protocol::chat::delivery`]), its wire text
+//!   ([`protocol::chat::wire`]), its view of other servers
+//!   ([`protocol::chat::cluster`]) and the message format between servers
+//!   ([`protocol::chat::bus`]); and daytime ([`protocol::daytime`]), the
+//!   worked example of docs/adding-a-service.md.
 //! - [`buffer`] and [`config`]: bounded queues and shared lines; every limit
-//!   and default, named. They import nothing above them.
+//!   and default, named, and the `redis://` URL ([`config::redis_url`]).
+//!   They import nothing above them.
 //! - [`testing`]: naive models, invariant checks and the deterministic
 //!   simulation of the reactor ([`testing::sim`]), for the tests and the
 //!   fuzz targets (fuzz/) only.

@@ -31,11 +31,11 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use crate::cluster::link::{Effect as LinkEffect, Link, LinkConfig, LinkError};
-use crate::cluster::url::RedisUrl;
 use crate::config;
+use crate::config::redis_url::RedisUrl;
 use crate::net::{read_once, write_once, EventList, Net, ReadOutcome, Readiness, WriteOutcome};
 
-use super::source::{Entry, Source};
+use super::source::{Entry, RedisSource, Source};
 use super::{stats, Server};
 
 /// The Redis link and what the loop keeps about it.
@@ -55,16 +55,6 @@ pub struct ClusterLink {
     pub ever_up: bool,
     /// Why the link failed before it was ever up (start-up gives up).
     pub startup_error: Option<LinkError>,
-}
-
-/// The link's socket, when one is open.
-pub struct RedisSource<N: Net> {
-    /// The connection to Redis.
-    pub socket: Option<N::Stream>,
-    /// Whether the connect has completed.
-    pub connected: bool,
-    /// What mio watches for now (`None`: not registered).
-    pub interest: Option<Interest>,
 }
 
 impl<N: Net> Server<N> {

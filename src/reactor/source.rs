@@ -44,7 +44,7 @@ pub enum Source<N: Net = MioNet> {
     Conn(Conn<N>),
     /// The link to Redis of `--cluster` (boxed, as rare as it is: one per
     /// server).
-    Redis(Box<super::redis::RedisSource<N>>),
+    Redis(Box<RedisSource<N>>),
 }
 
 impl<N: Net> Source<N> {
@@ -305,4 +305,14 @@ pub fn key_of(id: ClientId) -> usize {
 /// Whether `serial` is the one packed into `id`.
 pub fn serial_matches(id: ClientId, serial: u64) -> bool {
     id.0 >> 32 == serial & 0xffff_ffff
+}
+
+/// The link's socket, when one is open.
+pub struct RedisSource<N: Net> {
+    /// The connection to Redis.
+    pub socket: Option<N::Stream>,
+    /// Whether the connect has completed.
+    pub connected: bool,
+    /// What mio watches for now (`None`: not registered).
+    pub interest: Option<Interest>,
 }

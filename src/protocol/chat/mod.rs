@@ -47,6 +47,7 @@
 //! docs/protocol.md describes the protocol for users; the exact lines below
 //! are the ones it documents.
 
+pub mod bus;
 pub mod cluster;
 pub mod command;
 pub mod delivery;
