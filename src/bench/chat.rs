@@ -29,15 +29,16 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Interest, Token};
+use mio::Token;
 
 use super::payload::Format;
 use super::report::{Progress, Tally};
-use super::tcp::{connect_error, OutStream};
+use super::tcp::{cannot_connect, OutStream};
 use super::{
-    new_poll, poll_once, Clock, Plan, Schedule, Turn, CHAT_MAX_SENDERS, CHAT_SETUP_TIMEOUT,
+    new_poll, Clock, Plan, Schedule, Turn, CHAT_MAX_SENDERS, CHAT_SETUP_TIMEOUT,
     CHAT_UNWELCOMED_MAX, DRAIN_TIMEOUT,
 };
+use crate::net::toolkit::{connect_nonblocking, poll_once};
 use crate::net::{read_once, ReadOutcome};
 use crate::protocol::chat::wire::{self, guest_number, welcome_nick};
 
@@ -437,7 +438,7 @@ fn set_up(
             match state {
                 Ok(Inbox::Drained) => {}
                 // Before the welcome, an error is the connect failing.
-                Err(e) if guest.is_none() => return Err(connect_error(plan.addr_for(i), e)),
+                Err(e) if guest.is_none() => return Err(cannot_connect(plan.addr_for(i), e)),
                 _ => {
                     return Err(setup_error(
                         plan,
@@ -461,12 +462,8 @@ fn set_up(
         // arrived made room, and no event would come to make it later.
         while clients.len() < n && clients.len() - welcomed < CHAT_UNWELCOMED_MAX {
             let addr = plan.addr_for(clients.len());
-            let mut stream = TcpStream::connect(addr).map_err(|e| connect_error(addr, e))?;
-            poll.registry().register(
-                &mut stream,
-                Token(clients.len()),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            let stream = connect_nonblocking(poll.registry(), addr, Token(clients.len()))
+                .map_err(|e| cannot_connect(addr, e))?;
             stream.set_nodelay(true)?;
             clients.push(Some(Client {
                 stream,
@@ -522,7 +519,7 @@ fn set_up(
                 ),
             ));
         }
-        poll_once(poll, events, deadline - now)?;
+        poll_once(poll, events, Some(deadline - now))?;
         ready.clear();
         ready.extend(events.iter().map(|e| e.token().0));
     }
@@ -559,7 +556,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         }
         progress.update(now, now - schedule.start, &tally);
         let timeout = schedule.poll_timeout(now, &progress, None);
-        poll_once(&mut poll, &mut events, timeout)?;
+        poll_once(&mut poll, &mut events, Some(timeout))?;
         let turn = Turn::now(&clock, &schedule);
         for event in events.iter() {
             let r = event.token().0;

@@ -17,8 +17,9 @@ use mio::net::TcpStream;
 use super::payload::Format;
 use super::report::{Progress, Tally};
 use super::tcp::{connect_all, OutStream};
-use super::{new_poll, poll_once, Clock, Plan, Schedule, Turn, DRAIN_TIMEOUT};
+use super::{new_poll, Clock, Plan, Schedule, Turn, DRAIN_TIMEOUT};
 use crate::config::READ_BUF_SIZE;
+use crate::net::toolkit::poll_once;
 use crate::net::{read_once, ReadOutcome};
 
 /// One connection's closed loop: what it sent and when, and how far the
@@ -244,7 +245,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         }
         progress.update(now, now - schedule.start, &tally);
         let timeout = schedule.poll_timeout(now, &progress, None);
-        poll_once(&mut poll, &mut events, timeout)?;
+        poll_once(&mut poll, &mut events, Some(timeout))?;
         let turn = Turn::now(&clock, &schedule);
         for event in events.iter() {
             let readable = event.is_readable() || event.is_read_closed() || event.is_error();

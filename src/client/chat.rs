@@ -45,10 +45,9 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::lines::{ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{
-    Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
-};
-use crate::config::READ_BUF_SIZE;
+use super::{Deadline, Done, Outbox, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
+use crate::net::toolkit::{poll_once, CONNECT_TIMEOUT};
 use crate::net::{self, ReadOutcome};
 use crate::protocol::chat::wire;
 
@@ -95,12 +94,10 @@ pub fn run(args: &ChatOptions) -> io::Result<()> {
     }
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(16);
-    let (mut stream, server) = super::connect(&args.addr)?;
-    poll.registry()
-        .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+    let (stream, server) = super::connect(&args.addr, poll.registry(), SOCKET)?;
     let mut chat = Chat::new(stream, server, args.nick.as_deref());
     loop {
-        super::poll_once(&mut poll, &mut events, chat.poll_timeout())?;
+        poll_once(&mut poll, &mut events, chat.poll_timeout())?;
         for event in events.iter() {
             chat.note(event);
         }
@@ -224,7 +221,7 @@ impl Chat {
                 return Err(super::connect_timeout_error(self.server, CONNECT_TIMEOUT));
             }
             // Any event on the socket may be the end of the connect.
-            match super::connect_result(&self.stream, self.server)? {
+            match super::connected_peer(&self.stream, self.server)? {
                 None => return Ok(Done::No),
                 Some(peer) => self.connected(peer, registry)?,
             }
@@ -275,7 +272,7 @@ impl Chat {
 
     /// Read and print, up to the budget. `Done::Yes` when the server closed.
     fn read_socket(&mut self) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
+        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
         let mut done = Done::No;
         while budget > 0 {
             match net::read_once(&mut self.stream, &mut self.read_buf) {
@@ -336,7 +333,7 @@ impl Chat {
     /// that room frees up, up to the budget. `Done::Yes` when the connection
     /// broke after `/quit`.
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
+        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
         while self.stdin_ready && budget > 0 {
             let Some(stdin) = &mut self.stdin else {
                 break;

@@ -5,9 +5,12 @@
 //! readiness, and reacts; none of them ever blocks on a socket. What they
 //! share lives here and in the helper modules:
 //!
-//! - [`connect`](fn@connect) and [`connect_result`]: a non-blocking TCP connect
-//!   done right (register, wait for an event, `take_error()`, then
-//!   `peer_addr()`), with errors that name the address.
+//! - [`connect`](fn@connect): resolve the address and start a non-blocking
+//!   TCP connect. The connect itself, its check after an event
+//!   (`take_error()`, then `peer_addr()`), `poll_once` and the read loop
+//!   [`drain`](crate::net::toolkit::drain) come from
+//!   [`crate::net::toolkit`], which the server and the load generator use
+//!   too.
 //! - [`Outbox`]: the bounded queue of bytes waiting for the socket, written
 //!   with the same `write_once` helper as the server.
 //! - [`stdin`]: stdin as a mio source, whatever stdin is (terminal, pipe,
@@ -38,9 +41,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use mio::{Registry, Token};
 
 use crate::buffer::{BufferPool, ByteQueue};
-use crate::net::{self, WriteOutcome};
+use crate::net::{self, toolkit, WriteOutcome};
 
 pub mod chat;
 pub mod lines;
@@ -66,56 +70,37 @@ pub const OUTBOX_LIMIT: usize = 64 * 1024;
 /// this size, so that no byte is lost and memory stays bounded.
 pub const MAX_RECEIVED_LINE: usize = 64 * 1024;
 
-/// How long `chat` and `talk` wait for a TCP connection to be established.
-/// (`send` uses its `--timeout` instead.)
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long `chat` (after `/quit`) and `talk` (after `bye`) wait for the other
 /// side to close the connection before closing it themselves.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// Start a non-blocking TCP connect to `addr` (`host:port`).
+/// Resolve `addr` (`host:port`) and start a non-blocking TCP connect to it,
+/// registered under `token` (see [`toolkit::connect_nonblocking`]).
 ///
 /// Returns the stream and the resolved address. The connection does not exist
-/// yet: register the stream, and on its first event call [`connect_result`].
-pub fn connect(addr: &str) -> io::Result<(TcpStream, SocketAddr)> {
+/// yet: on each event until it does, ask [`toolkit::connect_result`].
+pub fn connect(
+    addr: &str,
+    registry: &Registry,
+    token: Token,
+) -> io::Result<(TcpStream, SocketAddr)> {
     let resolved = crate::config::resolve(addr)?;
-    let stream = TcpStream::connect(resolved).map_err(|e| connect_error(resolved, e))?;
+    let stream = toolkit::connect_nonblocking(registry, resolved, token)
+        .map_err(|e| toolkit::connect_error(resolved, e))?;
     Ok((stream, resolved))
 }
 
-/// After an event on a stream that is still connecting: has the connect
-/// finished?
-///
-/// `Ok(Some(peer))` once connected; `Ok(None)` when the event was spurious and
-/// the connect is still in progress (keep waiting); `Err` (naming `addr`) when
-/// it failed, e.g. "connect to 127.0.0.1:9: Connection refused".
-///
-/// The order matters (docs/pitfalls.md, "Non-blocking connect"): `take_error()` first, because a
-/// failed connect reports its reason there (`SO_ERROR`); then `peer_addr()`,
-/// which succeeds only on a connected socket.
-pub fn connect_result(stream: &TcpStream, addr: SocketAddr) -> io::Result<Option<SocketAddr>> {
-    if let Some(err) = stream.take_error().map_err(|e| connect_error(addr, e))? {
-        return Err(connect_error(addr, err));
-    }
-    match stream.peer_addr() {
-        Ok(peer) => Ok(Some(peer)),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(None),
-        Err(e) => Err(connect_error(addr, e)),
-    }
-}
-
-/// "connect to ADDR: WHY", keeping the error's kind.
-pub fn connect_error(addr: SocketAddr, err: io::Error) -> io::Error {
-    io::Error::new(err.kind(), format!("connect to {addr}: {err}"))
+/// After an event on the stream [`connect`](fn@connect) opened to `addr`:
+/// the peer once connected, `None` while still connecting, or the failure
+/// worded "connect to ADDR: WHY" (see [`toolkit::connect_result`]).
+pub fn connected_peer(stream: &TcpStream, addr: SocketAddr) -> io::Result<Option<SocketAddr>> {
+    toolkit::connect_result(stream).map_err(|e| toolkit::connect_error(addr, e))
 }
 
 /// "connect to ADDR: timed out after N s".
 pub fn connect_timeout_error(addr: SocketAddr, after: Duration) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("connect to {addr}: timed out after {}", show_secs(after)),
-    )
+    let why = format!("timed out after {}", show_secs(after));
+    toolkit::connect_error(addr, io::Error::new(io::ErrorKind::TimedOut, why))
 }
 
 /// A duration for a person: `2s`, `0.5s`.
@@ -152,28 +137,6 @@ impl Deadline {
         self.0.is_some_and(|at| Instant::now() >= at)
     }
 }
-
-/// One `Poll::poll` that treats `EINTR` as "no events this time" (docs/pitfalls.md,
-/// "Signals in a poll loop"): the caller's loop then checks its deadline and polls again.
-/// `timeout` is `None` to wait for events only.
-pub fn poll_once(
-    poll: &mut mio::Poll,
-    events: &mut mio::Events,
-    timeout: Option<Duration>,
-) -> io::Result<()> {
-    match poll.poll(events, timeout) {
-        Err(e) if net::interrupted(&e) => {
-            events.clear();
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-/// Bytes a client reads from one source (socket or stdin) in one turn of its
-/// loop before giving the other source a turn (docs/pitfalls.md, "Starvation and budgets"). A source
-/// with more to read makes the next poll return at once.
-pub const READ_BUDGET_PER_TURN: usize = 64 * 1024;
 
 /// Register `stream` for READABLE always, plus WRITABLE only while bytes
 /// wait in `outbox` (docs/pitfalls.md, "Partial writes and WRITABLE interest"): the interest is a function of the

@@ -14,7 +14,7 @@
 //! non-blocking `connect`:
 //!
 //! 1. Until connected, every event is a possible end of the connect: check
-//!    `take_error()`, then `peer_addr()` ([`super::connect_result`]). A
+//!    `take_error()`, then `peer_addr()` ([`crate::net::toolkit::connect_result`]). A
 //!    spurious event leaves us waiting.
 //! 2. Connected: write what the socket takes; once all of the message is
 //!    written, shut down the sending side (that is how an echo server knows
@@ -46,6 +46,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::{show_secs, Deadline};
 use crate::config::READ_BUF_SIZE;
+use crate::net::toolkit::poll_once;
 use crate::net::{self, ReadOutcome, WriteOutcome};
 
 /// The token of the one socket.
@@ -91,9 +92,7 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
     let deadline = timeout.map_or(Deadline::never(), Deadline::after);
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(8);
-    let (mut stream, server) = super::connect(addr)?;
-    poll.registry()
-        .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+    let (mut stream, server) = super::connect(addr, poll.registry(), SOCKET)?;
     let broken = |e: io::Error| io::Error::new(e.kind(), format!("connection to {server}: {e}"));
 
     let mut connected = false;
@@ -102,7 +101,7 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
     let mut reply = Vec::new();
     let mut buf = vec![0u8; READ_BUF_SIZE];
     loop {
-        super::poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
+        poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
         if deadline.expired() {
             let after = timeout.unwrap_or_default();
             return Err(match (connected, reply.len()) {
@@ -126,7 +125,7 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
             continue;
         }
         if !connected {
-            match super::connect_result(&stream, server)? {
+            match super::connected_peer(&stream, server)? {
                 Some(peer) => {
                     log::debug!("send: connected to {peer}");
                     connected = true;
@@ -194,7 +193,7 @@ pub fn udp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
     let mut sent = false;
     let mut buf = vec![0u8; READ_BUF_SIZE];
     loop {
-        super::poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
+        poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
         if deadline.expired() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,

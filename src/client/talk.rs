@@ -53,10 +53,9 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::lines::{is_bye, ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{
-    Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
-};
-use crate::config::READ_BUF_SIZE;
+use super::{Deadline, Done, Outbox, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
+use crate::net::toolkit::{poll_once, CONNECT_TIMEOUT};
 use crate::net::{self, ReadOutcome};
 
 /// The token of the listener (`--listen` only, until the peer arrives).
@@ -110,7 +109,7 @@ pub fn run(options: &TalkOptions) -> io::Result<()> {
         TalkSide::Connect(addr) => Talk::connect(addr, poll.registry())?,
     };
     loop {
-        super::poll_once(&mut poll, &mut events, talk.poll_timeout())?;
+        poll_once(&mut poll, &mut events, talk.poll_timeout())?;
         for event in events.iter() {
             talk.note(event);
         }
@@ -195,8 +194,7 @@ impl Talk {
 
     /// Start a non-blocking connect to the peer.
     fn connect(addr: &str, registry: &Registry) -> io::Result<Talk> {
-        let (mut stream, resolved) = super::connect(addr)?;
-        registry.register(&mut stream, PEER, Interest::READABLE | Interest::WRITABLE)?;
+        let (stream, resolved) = super::connect(addr, registry, PEER)?;
         let mut talk = Talk::new(TalkPhase::Connecting, Deadline::after(CONNECT_TIMEOUT));
         talk.stream = Some(stream);
         talk.peer = Some(resolved);
@@ -243,7 +241,7 @@ impl Talk {
                 if self.deadline.expired() {
                     return Err(super::connect_timeout_error(addr, CONNECT_TIMEOUT));
                 }
-                match super::connect_result(stream, addr)? {
+                match super::connected_peer(stream, addr)? {
                     None => return Ok(Done::No),
                     Some(peer) => self.connected(peer, registry)?,
                 }
@@ -334,7 +332,7 @@ impl Talk {
     /// Read and print, up to the budget. `Done::Yes` when the conversation
     /// is over: the peer said `bye`, or closed after ours.
     fn read_peer(&mut self) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
+        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
         let mut peer_said_bye = false;
         let mut ended = None;
         let stream = self.stream.as_mut().expect("connected");
@@ -406,7 +404,7 @@ impl Talk {
     /// go so that room frees up, up to the budget. A typed `bye`, or the end
     /// of stdin, starts [`TalkPhase::Closing`].
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
+        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
         while self.stdin_ready && budget > 0 {
             let Some(stdin) = &mut self.stdin else {
                 break;

@@ -18,6 +18,7 @@
 
 pub mod mio;
 pub mod sim;
+pub mod toolkit;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
