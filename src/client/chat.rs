@@ -42,14 +42,15 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::lines::{ByeWatcher, LineSplitter};
+use super::lines::ByeWatcher;
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
 use super::{Deadline, Done, Outbox, CLOSE_WAIT, MAX_RECEIVED_LINE};
 use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
-use crate::net::toolkit::{poll_once, CONNECT_TIMEOUT};
-use crate::net::{self, ReadOutcome};
+use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
+use crate::net::ReadOutcome;
 use crate::protocol::chat::wire;
+use crate::protocol::line::LineFramer;
 
 /// The token of the connection to the server.
 pub const SOCKET: Token = Token(0);
@@ -123,7 +124,9 @@ struct Chat {
     /// stdin may have bytes for us.
     stdin_ready: bool,
     outbox: Outbox,
-    received: LineSplitter,
+    /// Splits received bytes into lines; a line longer than
+    /// [`MAX_RECEIVED_LINE`] comes out in pieces.
+    received: LineFramer,
     read_buf: Vec<u8>,
     /// Lines to print, gathered so that one read becomes one write to stdout.
     to_print: Vec<u8>,
@@ -157,7 +160,7 @@ impl Chat {
             stdin: None,
             stdin_ready: false,
             outbox,
-            received: LineSplitter::new(MAX_RECEIVED_LINE),
+            received: LineFramer::splitting(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
             output: Output::Plain,
@@ -272,61 +275,64 @@ impl Chat {
 
     /// Read and print, up to the budget. `Done::Yes` when the server closed.
     fn read_socket(&mut self) -> io::Result<Done> {
-        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
-        let mut done = Done::No;
-        while budget > 0 {
-            match net::read_once(&mut self.stream, &mut self.read_buf) {
-                Ok(ReadOutcome::Data(n)) => {
-                    budget = budget.saturating_sub(n);
-                    let (to_print, greeted) = (&mut self.to_print, &mut self.greeted);
-                    let mut stranger = None;
-                    self.received.push(&self.read_buf[..n], |line| {
-                        if !*greeted {
-                            *greeted = true;
-                            // Not a sockloop welcome: we are talking to
-                            // something else (the echo port, say).
-                            if !wire::is_welcome(line) {
-                                stranger = Some(super::lines::printable(line).into_owned());
-                            }
+        let (to_print, greeted, received) =
+            (&mut self.to_print, &mut self.greeted, &mut self.received);
+        let mut stranger = None;
+        // The client keeps no FIN flag from its events: it reads on until
+        // `WouldBlock` (read_closed), one read more per wake-up.
+        let drained = drain(
+            &mut self.stream,
+            &mut self.read_buf,
+            CLIENT_READ_BUDGET_PER_TURN,
+            true,
+            |data| {
+                received.push_lines(data, |line| {
+                    if !*greeted {
+                        *greeted = true;
+                        // Not a sockloop welcome: we are talking to
+                        // something else (the echo port, say).
+                        if !wire::is_welcome(line) {
+                            stranger = Some(super::lines::printable(line).into_owned());
                         }
-                        super::add_line(to_print, line)
-                    });
-                    if let Some(first) = stranger {
-                        self.output.print(&mut self.to_print)?;
-                        let warning = format!(
-                            "warning: {} does not greet like a sockloop chat server \
-                             (its first line is {first:?}); is it the chat port? \
-                             A line bye still ends this client.",
-                            self.server
-                        );
-                        self.warn(&warning)?;
                     }
+                    super::add_line(to_print, line)
+                });
+                // Stop to warn right after the lines that gave it away; the
+                // rest is read next turn.
+                stranger.is_none()
+            },
+        );
+        match drained {
+            Ok(Drained::Empty) => self.socket_readable = false,
+            Ok(Drained::BudgetSpent | Drained::Stopped) => {}
+            Ok(Drained::Eof) => {
+                log::debug!("chat: {} closed the connection", self.server);
+                let to_print = &mut self.to_print;
+                self.received
+                    .finish_lines(|line| super::add_line(to_print, line));
+                // The lines of the last turn wait for [`Chat::finish`].
+                return Ok(Done::Yes);
+            }
+            Err(e) => {
+                let outcome = self.lost(e);
+                if outcome.is_err() {
+                    self.output.print(&mut self.to_print)?;
                 }
-                Ok(ReadOutcome::WouldBlock) => {
-                    self.socket_readable = false;
-                    break;
-                }
-                Ok(ReadOutcome::Eof) => {
-                    log::debug!("chat: {} closed the connection", self.server);
-                    let to_print = &mut self.to_print;
-                    self.received.finish(|line| super::add_line(to_print, line));
-                    done = Done::Yes;
-                    break;
-                }
-                Err(e) => {
-                    let outcome = self.lost(e);
-                    if outcome.is_err() {
-                        self.output.print(&mut self.to_print)?;
-                    }
-                    return outcome;
-                }
+                return outcome;
             }
         }
-        // The lines of the last turn wait for [`Chat::finish`].
-        if done == Done::No {
+        if let Some(first) = stranger {
             self.output.print(&mut self.to_print)?;
+            let warning = format!(
+                "warning: {} does not greet like a sockloop chat server \
+                 (its first line is {first:?}); is it the chat port? \
+                 A line bye still ends this client.",
+                self.server
+            );
+            self.warn(&warning)?;
         }
-        Ok(done)
+        self.output.print(&mut self.to_print)?;
+        Ok(Done::No)
     }
 
     /// Move stdin into the outbox while there is room, flushing as we go so

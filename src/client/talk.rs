@@ -50,13 +50,14 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::lines::{is_bye, ByeWatcher, LineSplitter};
+use super::lines::{is_bye, ByeWatcher};
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
 use super::{Deadline, Done, Outbox, CLOSE_WAIT, MAX_RECEIVED_LINE};
 use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
-use crate::net::toolkit::{poll_once, CONNECT_TIMEOUT};
+use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
 use crate::net::{self, ReadOutcome};
+use crate::protocol::line::LineFramer;
 
 /// The token of the listener (`--listen` only, until the peer arrives).
 pub const LISTENER: Token = Token(0);
@@ -140,7 +141,9 @@ struct Talk {
     stdin_ready: bool,
     typed: ByeWatcher,
     outbox: Outbox,
-    received: LineSplitter,
+    /// Splits received bytes into lines; a line longer than
+    /// [`MAX_RECEIVED_LINE`] comes out in pieces.
+    received: LineFramer,
     read_buf: Vec<u8>,
     to_print: Vec<u8>,
     /// Where received lines go: stdout, or above the editor's input line.
@@ -165,7 +168,7 @@ impl Talk {
             stdin_ready: false,
             typed: ByeWatcher::new(),
             outbox: Outbox::new(),
-            received: LineSplitter::new(MAX_RECEIVED_LINE),
+            received: LineFramer::splitting(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
             output: Output::Plain,
@@ -332,45 +335,34 @@ impl Talk {
     /// Read and print, up to the budget. `Done::Yes` when the conversation
     /// is over: the peer said `bye`, or closed after ours.
     fn read_peer(&mut self) -> io::Result<Done> {
-        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
         let mut peer_said_bye = false;
-        let mut ended = None;
         let stream = self.stream.as_mut().expect("connected");
-        while budget > 0 && !peer_said_bye {
-            match net::read_once(stream, &mut self.read_buf) {
-                Ok(ReadOutcome::Data(n)) => {
-                    budget = budget.saturating_sub(n);
-                    let to_print = &mut self.to_print;
-                    self.received.push(&self.read_buf[..n], |line| {
-                        // Nothing after the peer's `bye` belongs to the
-                        // conversation.
-                        if !peer_said_bye {
-                            peer_said_bye = is_bye(line);
-                            super::add_line(to_print, line);
-                        }
-                    });
-                }
-                Ok(ReadOutcome::WouldBlock) => {
-                    self.socket_ready = false;
-                    break;
-                }
-                Ok(ReadOutcome::Eof) => {
-                    let to_print = &mut self.to_print;
-                    self.received.finish(|line| {
-                        if !peer_said_bye {
-                            peer_said_bye = is_bye(line);
-                            super::add_line(to_print, line);
-                        }
-                    });
-                    ended = Some(Ok(()));
-                    break;
-                }
-                Err(e) => {
-                    ended = Some(Err(e));
-                    break;
-                }
+        let (to_print, received) = (&mut self.to_print, &mut self.received);
+        // As in `chat`: no FIN flag kept, so read on until `WouldBlock`.
+        let drained = drain(
+            stream,
+            &mut self.read_buf,
+            CLIENT_READ_BUDGET_PER_TURN,
+            true,
+            |data| {
+                received.push_lines(data, |line| {
+                    print_until_bye(to_print, &mut peer_said_bye, line)
+                });
+                !peer_said_bye
+            },
+        );
+        let ended = match drained {
+            Ok(Drained::Empty) => {
+                self.socket_ready = false;
+                None
             }
-        }
+            Ok(Drained::BudgetSpent | Drained::Stopped) => None,
+            Ok(Drained::Eof) => {
+                received.finish_lines(|line| print_until_bye(to_print, &mut peer_said_bye, line));
+                Some(Ok(()))
+            }
+            Err(e) => Some(Err(e)),
+        };
         let outcome = if peer_said_bye {
             log::debug!("talk: {} said bye", self.peer_addr());
             Ok(Done::Yes)
@@ -475,5 +467,14 @@ impl Talk {
             e.kind(),
             format!("connection to {} lost: {e}", self.peer_addr()),
         ))
+    }
+}
+
+/// Print a received line unless the peer already said `bye`: nothing after
+/// it belongs to the conversation. Notes whether this line is the `bye`.
+fn print_until_bye(to_print: &mut Vec<u8>, peer_said_bye: &mut bool, line: &[u8]) {
+    if !*peer_said_bye {
+        *peer_said_bye = is_bye(line);
+        super::add_line(to_print, line);
     }
 }
