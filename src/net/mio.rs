@@ -40,9 +40,10 @@ impl MioNet {
     }
 }
 
-/// mio's readiness flags in the reactor's terms. `is_error` counts as
-/// closed: a failed socket's next read returns the error.
-fn readiness_of(event: &Event) -> Readiness {
+/// mio's readiness flags in the reactor's terms (the load generator reads
+/// its events through this too). `is_error` counts as closed: a failed
+/// socket's next read returns the error.
+pub fn readiness_of(event: &Event) -> Readiness {
     Readiness {
         readable: event.is_readable(),
         writable: event.is_writable(),
