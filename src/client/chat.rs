@@ -45,10 +45,9 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::lines::ByeWatcher;
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{Deadline, Done, Outbox, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use super::{Deadline, Done, Outbox, Typed, CLOSE_WAIT, MAX_RECEIVED_LINE};
 use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
 use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
-use crate::net::ReadOutcome;
 use crate::protocol::chat::wire;
 use crate::protocol::line::LineFramer;
 
@@ -339,43 +338,35 @@ impl Chat {
     /// that room frees up, up to the budget. `Done::Yes` when the connection
     /// broke after `/quit`.
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
-        while self.stdin_ready && budget > 0 {
-            let Some(stdin) = &mut self.stdin else {
-                break;
-            };
-            let room = self.outbox.room().min(self.read_buf.len()).min(budget);
-            if room == 0 {
-                // Full: wait for WRITABLE to drain the outbox; stdin stays
-                // "ready" so the next turn resumes reading it.
-                break;
-            }
-            match stdin.read(&mut self.read_buf[..room])? {
-                ReadOutcome::Data(n) => {
-                    budget -= n;
-                    let typed = &self.read_buf[..n];
-                    match self.typed.scan(typed) {
-                        Some(through_bye) => {
-                            // A sockloop server closes on `bye`; anything
-                            // else gets CLOSE_WAIT to do so, then we close.
-                            self.outbox.push(&typed[..through_bye]);
-                            log::debug!("chat: bye typed");
-                            self.quit(registry, "bye");
-                        }
-                        None => self.outbox.push(typed),
-                    }
-                    if let Err(e) = self.outbox.flush(&mut self.stream) {
-                        return self.lost(e);
-                    }
-                }
-                ReadOutcome::WouldBlock => self.stdin_ready = false,
-                ReadOutcome::Eof => {
-                    log::debug!("chat: end of stdin; sending /quit");
-                    self.outbox.finish_line();
-                    self.outbox.push(b"/quit\n");
-                    self.quit(registry, "/quit");
+        let Some(stdin) = &mut self.stdin else {
+            return Ok(Done::No);
+        };
+        let stream = &mut self.stream;
+        let typed = super::stdin_to_outbox(
+            stdin,
+            &mut self.stdin_ready,
+            &mut self.outbox,
+            &mut self.typed,
+            &mut self.read_buf,
+            |outbox| outbox.flush(stream),
+        )?;
+        match typed {
+            Typed::More => {}
+            Typed::Bye => {
+                // A sockloop server closes on `bye`; anything else gets
+                // CLOSE_WAIT to do so, then we close.
+                log::debug!("chat: bye typed");
+                self.quit(registry, "bye");
+                if let Err(e) = self.outbox.flush(&mut self.stream) {
+                    return self.lost(e);
                 }
             }
+            Typed::End => {
+                log::debug!("chat: end of stdin; sending /quit");
+                self.outbox.push(b"/quit\n");
+                self.quit(registry, "/quit");
+            }
+            Typed::SendFailed(e) => return self.lost(e),
         }
         Ok(Done::No)
     }

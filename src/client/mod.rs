@@ -44,7 +44,10 @@ use mio::net::TcpStream;
 use mio::{Registry, Token};
 
 use crate::buffer::{BufferPool, ByteQueue};
-use crate::net::{self, toolkit, WriteOutcome};
+use crate::config::CLIENT_READ_BUDGET_PER_TURN;
+use crate::net::{self, toolkit, ReadOutcome, WriteOutcome};
+use lines::ByeWatcher;
+use stdin::Stdin;
 
 pub mod chat;
 pub mod lines;
@@ -136,6 +139,67 @@ impl Deadline {
     pub fn expired(&self) -> bool {
         self.0.is_some_and(|at| Instant::now() >= at)
     }
+}
+
+/// What [`stdin_to_outbox`] found in what was typed.
+#[derive(Debug)]
+pub(crate) enum Typed {
+    /// Nothing that ends the conversation (stdin has no more for now, the
+    /// outbox is full, or the budget is spent).
+    More,
+    /// A line `bye`: it and what came before it are in the outbox, unsent;
+    /// nothing typed after it is.
+    Bye,
+    /// stdin ended; an unfinished last line got its LF.
+    End,
+    /// Sending what was typed failed (the peer is gone).
+    SendFailed(io::Error),
+}
+
+/// Move typed bytes from stdin into the outbox while it has room, calling
+/// `send` after each read so that room frees up, for at most
+/// [`CLIENT_READ_BUDGET_PER_TURN`] bytes. `ready` says stdin may have bytes;
+/// it is cleared when stdin would block, and stays set while the outbox is
+/// full (the next turn resumes). Stops at a typed `bye` line or the end of
+/// stdin, for the caller to end the conversation its own way; a stdin error
+/// is returned.
+pub(crate) fn stdin_to_outbox(
+    stdin: &mut Stdin,
+    ready: &mut bool,
+    outbox: &mut Outbox,
+    watcher: &mut ByeWatcher,
+    buf: &mut [u8],
+    mut send: impl FnMut(&mut Outbox) -> io::Result<()>,
+) -> io::Result<Typed> {
+    let mut budget = CLIENT_READ_BUDGET_PER_TURN;
+    while *ready && budget > 0 {
+        let room = outbox.room().min(buf.len()).min(budget);
+        if room == 0 {
+            // Full: wait for WRITABLE to drain the outbox; stdin stays
+            // "ready" so the next turn resumes reading it.
+            break;
+        }
+        match stdin.read(&mut buf[..room])? {
+            ReadOutcome::Data(n) => {
+                budget -= n;
+                let typed = &buf[..n];
+                if let Some(through_bye) = watcher.scan(typed) {
+                    outbox.push(&typed[..through_bye]);
+                    return Ok(Typed::Bye);
+                }
+                outbox.push(typed);
+                if let Err(e) = send(outbox) {
+                    return Ok(Typed::SendFailed(e));
+                }
+            }
+            ReadOutcome::WouldBlock => *ready = false,
+            ReadOutcome::Eof => {
+                outbox.finish_line();
+                return Ok(Typed::End);
+            }
+        }
+    }
+    Ok(Typed::More)
 }
 
 /// Register `stream` for READABLE always, plus WRITABLE only while bytes

@@ -53,10 +53,10 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::lines::{is_bye, ByeWatcher};
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{Deadline, Done, Outbox, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use super::{Deadline, Done, Outbox, Typed, CLOSE_WAIT, MAX_RECEIVED_LINE};
 use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
+use crate::net;
 use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
-use crate::net::{self, ReadOutcome};
 use crate::protocol::line::LineFramer;
 
 /// The token of the listener (`--listen` only, until the peer arrives).
@@ -396,40 +396,35 @@ impl Talk {
     /// go so that room frees up, up to the budget. A typed `bye`, or the end
     /// of stdin, starts [`TalkPhase::Closing`].
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
-        while self.stdin_ready && budget > 0 {
-            let Some(stdin) = &mut self.stdin else {
-                break;
-            };
-            let room = self.outbox.room().min(self.read_buf.len()).min(budget);
-            if room == 0 {
-                // Full: WRITABLE will drain it; stdin stays "ready".
-                break;
-            }
-            match stdin.read(&mut self.read_buf[..room])? {
-                ReadOutcome::Data(n) => {
-                    budget -= n;
-                    let typed = &self.read_buf[..n];
-                    match self.typed.scan(typed) {
-                        Some(through_bye) => {
-                            self.outbox.push(&typed[..through_bye]);
-                            log::debug!("talk: bye typed");
-                            self.say_bye(registry);
-                        }
-                        None => self.outbox.push(typed),
-                    }
-                    if let Err(e) = self.send() {
-                        return self.lost(e);
-                    }
-                }
-                ReadOutcome::WouldBlock => self.stdin_ready = false,
-                ReadOutcome::Eof => {
-                    log::debug!("talk: end of stdin; saying bye");
-                    self.outbox.finish_line();
-                    self.outbox.push(b"bye\n");
-                    self.say_bye(registry);
+        let Some(stdin) = &mut self.stdin else {
+            return Ok(Done::No);
+        };
+        let (stream, sending_shut) = (self.stream.as_mut(), &mut self.sending_shut);
+        let stream = stream.expect("connected");
+        let phase = self.phase;
+        let typed = super::stdin_to_outbox(
+            stdin,
+            &mut self.stdin_ready,
+            &mut self.outbox,
+            &mut self.typed,
+            &mut self.read_buf,
+            |outbox| send(stream, outbox, phase, sending_shut),
+        )?;
+        match typed {
+            Typed::More => {}
+            Typed::Bye => {
+                log::debug!("talk: bye typed");
+                self.say_bye(registry);
+                if let Err(e) = self.send() {
+                    return self.lost(e);
                 }
             }
+            Typed::End => {
+                log::debug!("talk: end of stdin; saying bye");
+                self.outbox.push(b"bye\n");
+                self.say_bye(registry);
+            }
+            Typed::SendFailed(e) => return self.lost(e),
         }
         Ok(Done::No)
     }
@@ -444,16 +439,10 @@ impl Talk {
         self.deadline = Deadline::after(CLOSE_WAIT);
     }
 
-    /// Write what the peer will take; once closing and drained, shut down
-    /// our sending side so the peer sees the end of our stream after `bye`.
+    /// Write what the peer will take (see [`send`]).
     fn send(&mut self) -> io::Result<()> {
         let stream = self.stream.as_mut().expect("connected");
-        self.outbox.flush(stream)?;
-        if self.phase == TalkPhase::Closing && self.outbox.is_empty() && !self.sending_shut {
-            stream.shutdown(Shutdown::Write)?;
-            self.sending_shut = true;
-        }
-        Ok(())
+        send(stream, &mut self.outbox, self.phase, &mut self.sending_shut)
     }
 
     /// The connection failed under us. Once we said `bye` that is just the
@@ -477,4 +466,20 @@ fn print_until_bye(to_print: &mut Vec<u8>, peer_said_bye: &mut bool, line: &[u8]
         *peer_said_bye = is_bye(line);
         super::add_line(to_print, line);
     }
+}
+
+/// Write what the peer will take; once closing and drained, shut down our
+/// sending side so the peer sees the end of our stream after `bye`.
+fn send(
+    stream: &mut TcpStream,
+    outbox: &mut Outbox,
+    phase: TalkPhase,
+    sending_shut: &mut bool,
+) -> io::Result<()> {
+    outbox.flush(stream)?;
+    if phase == TalkPhase::Closing && outbox.is_empty() && !*sending_shut {
+        stream.shutdown(Shutdown::Write)?;
+        *sending_shut = true;
+    }
+    Ok(())
 }
