@@ -46,8 +46,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::{show_secs, Deadline};
 use crate::config::READ_BUF_SIZE;
-use crate::net::toolkit::poll_once;
-use crate::net::{self, ReadOutcome, WriteOutcome};
+use crate::net::toolkit::{drain, poll_once, Drained};
+use crate::net::{self, WriteOutcome};
 
 /// The token of the one socket.
 pub const SOCKET: Token = Token(0);
@@ -145,29 +145,35 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
             poll.registry()
                 .reregister(&mut stream, SOCKET, Interest::READABLE)?;
         }
-        loop {
-            match net::read_once(&mut stream, &mut buf).map_err(broken)? {
-                ReadOutcome::Data(n) => {
-                    if reply.len() + n > MAX_REPLY_BYTES {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "reply from {server} is longer than {} MiB; giving up",
-                                MAX_REPLY_BYTES >> 20
-                            ),
-                        ));
-                    }
-                    reply.extend_from_slice(&buf[..n]);
-                }
-                ReadOutcome::Eof if !unsent.is_empty() => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("{server} closed the connection before taking the whole message"),
-                    ));
-                }
-                ReadOutcome::Eof => return Ok(reply),
-                ReadOutcome::WouldBlock => break,
+        // One source and a bounded reply: no budget. Events' FIN flags are
+        // not kept, so read on to `WouldBlock` (read_closed).
+        let mut too_long = false;
+        let drained = drain(&mut stream, &mut buf, usize::MAX, true, |data| {
+            too_long = reply.len() + data.len() > MAX_REPLY_BYTES;
+            if !too_long {
+                reply.extend_from_slice(data);
             }
+            !too_long
+        })
+        .map_err(broken)?;
+        match drained {
+            Drained::Stopped => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "reply from {server} is longer than {} MiB; giving up",
+                        MAX_REPLY_BYTES >> 20
+                    ),
+                ));
+            }
+            Drained::Eof if !unsent.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{server} closed the connection before taking the whole message"),
+                ));
+            }
+            Drained::Eof => return Ok(reply),
+            Drained::Empty | Drained::BudgetSpent => {}
         }
     }
 }
