@@ -213,6 +213,22 @@ mod tests {
         }
     }
 
+    /// Drain `s` through a buffer of `buf_len` bytes, consuming everything:
+    /// how it ended, and the bytes handed over.
+    fn drain_all(
+        s: &mut Script,
+        buf_len: usize,
+        budget: usize,
+        read_closed: bool,
+    ) -> (io::Result<Drained>, usize) {
+        let mut got = 0;
+        let end = drain(s, &mut vec![0u8; buf_len], budget, read_closed, |d| {
+            got += d.len();
+            true
+        });
+        (end, got)
+    }
+
     fn eof() -> io::Result<usize> {
         Ok(0)
     }
@@ -226,39 +242,26 @@ mod tests {
         // Data and the FIN in one edge: the short read must not be taken
         // for "drained", or the end of stream is never seen (no new edge).
         let mut s = Script::new(vec![Ok(3), eof()]);
-        let mut got = 0;
-        let end = drain(&mut s, &mut [0u8; 8], 1000, true, |d| {
-            got += d.len();
-            true
-        })
-        .unwrap();
-        assert_eq!((end, got, s.reads), (Drained::Eof, 3, 2));
+        let (end, got) = drain_all(&mut s, 8, 1000, true);
+        assert_eq!((end.unwrap(), got, s.reads), (Drained::Eof, 3, 2));
     }
 
     #[test]
     fn without_a_fin_a_short_read_ends_the_drain_at_once() {
         let mut s = Script::new(vec![Ok(3), eof()]);
-        let end = drain(&mut s, &mut [0u8; 8], 1000, false, |_| true).unwrap();
-        assert_eq!(
-            (end, s.reads),
-            (Drained::Empty, 1),
-            "no read that would block"
-        );
+        let (end, _) = drain_all(&mut s, 8, 1000, false);
+        let no_read_that_would_block = (Drained::Empty, 1);
+        assert_eq!((end.unwrap(), s.reads), no_read_that_would_block);
         let mut s = Script::new(vec![Ok(8), Ok(8), would_block()]);
-        let end = drain(&mut s, &mut [0u8; 8], 1000, false, |_| true).unwrap();
-        assert_eq!((end, s.reads), (Drained::Empty, 3));
+        let (end, _) = drain_all(&mut s, 8, 1000, false);
+        assert_eq!((end.unwrap(), s.reads), (Drained::Empty, 3));
     }
 
     #[test]
     fn the_budget_bounds_every_read_and_says_it_was_spent() {
         let mut s = Script::new(vec![Ok(8), Ok(2)]);
-        let mut got = 0;
-        let end = drain(&mut s, &mut [0u8; 8], 10, true, |d| {
-            got += d.len();
-            true
-        })
-        .unwrap();
-        assert_eq!((end, got, s.reads), (Drained::BudgetSpent, 10, 2));
+        let (end, got) = drain_all(&mut s, 8, 10, true);
+        assert_eq!((end.unwrap(), got, s.reads), (Drained::BudgetSpent, 10, 2));
     }
 
     #[test]
@@ -271,12 +274,8 @@ mod tests {
             Err(io::ErrorKind::Interrupted.into()),
             Err(io::ErrorKind::ConnectionReset.into()),
         ]);
-        let mut got = 0;
-        let err = drain(&mut s, &mut [0u8; 4], 100, true, |d| {
-            got += d.len();
-            true
-        })
-        .unwrap_err();
+        let (end, got) = drain_all(&mut s, 4, 100, true);
+        let err = end.unwrap_err();
         assert_eq!((err.kind(), got), (io::ErrorKind::ConnectionReset, 4));
     }
 }
