@@ -12,9 +12,12 @@
 //! production build is as direct as a hand-written loop: no trait object, no
 //! allocation per call, every method a thin wrapper around the mio call.
 //!
-//! The helpers name the two "not an error" errors of non-blocking IO and
-//! hold the read-until-`WouldBlock` loop every edge-triggered source needs;
-//! they make the reactor's code read like the rules in docs/pitfalls.md.
+//! The helpers here name the two "not an error" errors of non-blocking IO
+//! and make one read or one write with them turned into outcomes; they make
+//! the reactor's code read like the rules in docs/pitfalls.md. The routines
+//! built on them that the clients, bench and `MioNet` share (connect and its
+//! check, `poll_once`, the read-until-`WouldBlock` loop [`toolkit::drain`],
+//! the fd limit) are in [`toolkit`].
 
 pub mod mio;
 pub mod sim;
