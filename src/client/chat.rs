@@ -42,10 +42,9 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::lines::ByeWatcher;
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{Deadline, Done, Outbox, Typed, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use super::{Deadline, Done, Outbox, Typed, Typing, CLOSE_WAIT, MAX_RECEIVED_LINE};
 use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
 use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
 use crate::protocol::chat::wire;
@@ -118,10 +117,9 @@ struct Chat {
     /// The socket may have bytes for us (an event said so, or the last turn
     /// stopped at its budget).
     socket_readable: bool,
-    /// `None` before the connection exists and after stdin ended.
-    stdin: Option<Stdin>,
-    /// stdin may have bytes for us.
-    stdin_ready: bool,
+    /// stdin, once connected, and the watch for a typed `bye`, which ends
+    /// the client even against a server that does not close on it.
+    typing: Typing,
     outbox: Outbox,
     /// Splits received bytes into lines; a line longer than
     /// [`MAX_RECEIVED_LINE`] comes out in pieces.
@@ -135,9 +133,6 @@ struct Chat {
     _terminal: Option<TerminalGuard>,
     /// Whether the first received line was looked at (for the welcome).
     greeted: bool,
-    /// Watches typed lines for `bye`, which ends the client even against a
-    /// server that does not close on it.
-    typed: ByeWatcher,
     /// The line that started [`ChatPhase::Quitting`]: `/quit` or `bye`.
     quit_line: &'static str,
 }
@@ -156,8 +151,7 @@ impl Chat {
             deadline: Deadline::after(CONNECT_TIMEOUT),
             interest: Interest::READABLE | Interest::WRITABLE,
             socket_readable: false,
-            stdin: None,
-            stdin_ready: false,
+            typing: Typing::default(),
             outbox,
             received: LineFramer::splitting(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
@@ -165,7 +159,6 @@ impl Chat {
             output: Output::Plain,
             _terminal: None,
             greeted: false,
-            typed: ByeWatcher::new(),
             quit_line: "/quit",
         }
     }
@@ -200,7 +193,7 @@ impl Chat {
             SOCKET if event.is_readable() || event.is_read_closed() || event.is_error() => {
                 self.socket_readable = true;
             }
-            STDIN => self.stdin_ready = true,
+            STDIN => self.typing.note_ready(),
             _ => {}
         }
     }
@@ -208,7 +201,7 @@ impl Chat {
     /// Poll at once while a source still has input left over from a turn cut
     /// short by its budget; otherwise wait for events or the deadline.
     fn poll_timeout(&self) -> Option<std::time::Duration> {
-        let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
+        let stdin_pending = self.typing.pending(&self.outbox);
         if self.phase != ChatPhase::Connecting && (self.socket_readable || stdin_pending) {
             Some(std::time::Duration::ZERO)
         } else {
@@ -261,13 +254,10 @@ impl Chat {
         self.phase = ChatPhase::Chatting;
         self.deadline = Deadline::never();
         let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
-        self.stdin = Some(stdin);
+        self.typing.start(stdin);
         self.output = output;
         self._terminal = guard;
-        // stdin may already hold input; a directly polled pipe reports that
-        // with an event, a helper thread with a wake-up, but trying costs
-        // one read and saves a turn.
-        self.stdin_ready = true;
+        // The server may have spoken already; trying costs a read.
         self.socket_readable = true;
         Ok(())
     }
@@ -338,18 +328,12 @@ impl Chat {
     /// that room frees up, up to the budget. `Done::Yes` when the connection
     /// broke after `/quit`.
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let Some(stdin) = &mut self.stdin else {
-            return Ok(Done::No);
-        };
         let stream = &mut self.stream;
-        let typed = super::stdin_to_outbox(
-            stdin,
-            &mut self.stdin_ready,
-            &mut self.outbox,
-            &mut self.typed,
-            &mut self.read_buf,
-            |outbox| outbox.flush(stream),
-        )?;
+        let typed = self
+            .typing
+            .move_into(&mut self.outbox, &mut self.read_buf, |outbox| {
+                outbox.flush(stream)
+            })?;
         match typed {
             Typed::More => {}
             Typed::Bye => {
@@ -374,10 +358,7 @@ impl Chat {
     /// The last line (`/quit` or `bye`) is queued: stop reading stdin and
     /// wait, at most [`CLOSE_WAIT`], for the server to close.
     fn quit(&mut self, registry: &Registry, line: &'static str) {
-        if let Some(stdin) = self.stdin.take() {
-            stdin.close(registry);
-        }
-        self.stdin_ready = false;
+        self.typing.stop(registry);
         self.quit_line = line;
         self.phase = ChatPhase::Quitting;
         self.deadline = Deadline::after(CLOSE_WAIT);

@@ -12,11 +12,14 @@
 //!   [`crate::net::toolkit`], which the server and the load generator use
 //!   too.
 //! - [`Outbox`]: the bounded queue of bytes waiting for the socket, written
-//!   with the same `write_once` helper as the server.
+//!   with the same `write_once` helper as the server; `Typing` fills it from
+//!   stdin for `chat` and `talk` and watches for a typed `bye`.
 //! - [`stdin`]: stdin as a mio source, whatever stdin is (terminal, pipe,
 //!   regular file, `/dev/null`).
-//! - [`lines`]: splitting received bytes into lines and making them safe to
-//!   print on a terminal.
+//! - [`lines`]: making received lines safe to print on a terminal, and the
+//!   `bye` watch. Received bytes are split into lines by the server's own
+//!   [`LineFramer`](crate::protocol::line::LineFramer), in its splitting
+//!   mode.
 //! - [`terminal`]: in a terminal, `chat` and `talk` keep an input line with
 //!   editing and history (a line editor on a helper thread) and print
 //!   received lines above it; with pipes and files, stdout is exactly the
@@ -31,7 +34,8 @@
 //! `/quit` or `bye` line): while it is full, the client simply stops reading
 //! stdin, so a peer that never reads stalls the typist instead of growing the
 //! client. Received bytes are printed as soon as a line is complete; a partial
-//! line is kept up to [`MAX_RECEIVED_LINE`] bytes and then printed in pieces.
+//! line is kept up to [`MAX_RECEIVED_LINE`] bytes (plus a CR that may precede
+//! its LF) and a longer line is printed in pieces of that size.
 //! Writing to stdout blocks: when whoever reads our stdout stops reading, the
 //! loop stops too, the kernel's socket buffers fill, and the server (or peer)
 //! sees a slow reader, which is the honest outcome.
@@ -141,7 +145,7 @@ impl Deadline {
     }
 }
 
-/// What [`stdin_to_outbox`] found in what was typed.
+/// What [`Typing::move_into`] found in what was typed.
 #[derive(Debug)]
 pub(crate) enum Typed {
     /// Nothing that ends the conversation (stdin has no more for now, the
@@ -156,50 +160,92 @@ pub(crate) enum Typed {
     SendFailed(io::Error),
 }
 
-/// Move typed bytes from stdin into the outbox while it has room, calling
-/// `send` after each read so that room frees up, for at most
-/// [`CLIENT_READ_BUDGET_PER_TURN`] bytes. `ready` says stdin may have bytes;
-/// it is cleared when stdin would block, and stays set while the outbox is
-/// full (the next turn resumes). Stops at a typed `bye` line or the end of
-/// stdin, for the caller to end the conversation its own way; a stdin error
-/// is returned.
-pub(crate) fn stdin_to_outbox(
-    stdin: &mut Stdin,
-    ready: &mut bool,
-    outbox: &mut Outbox,
-    watcher: &mut ByeWatcher,
-    buf: &mut [u8],
-    mut send: impl FnMut(&mut Outbox) -> io::Result<()>,
-) -> io::Result<Typed> {
-    let mut budget = CLIENT_READ_BUDGET_PER_TURN;
-    while *ready && budget > 0 {
-        let room = outbox.room().min(buf.len()).min(budget);
-        if room == 0 {
-            // Full: wait for WRITABLE to drain the outbox; stdin stays
-            // "ready" so the next turn resumes reading it.
-            break;
-        }
-        match stdin.read(&mut buf[..room])? {
-            ReadOutcome::Data(n) => {
-                budget -= n;
-                let typed = &buf[..n];
-                if let Some(through_bye) = watcher.scan(typed) {
-                    outbox.push(&typed[..through_bye]);
-                    return Ok(Typed::Bye);
-                }
-                outbox.push(typed);
-                if let Err(e) = send(outbox) {
-                    return Ok(Typed::SendFailed(e));
-                }
-            }
-            ReadOutcome::WouldBlock => *ready = false,
-            ReadOutcome::Eof => {
-                outbox.finish_line();
-                return Ok(Typed::End);
-            }
-        }
+/// The keyboard side of `chat` and `talk`: stdin as a mio source (once the
+/// connection is up), whether it may have bytes, and the watch for a `bye`
+/// line. What a `bye` or the end of stdin means is each client's own.
+#[derive(Debug, Default)]
+pub(crate) struct Typing {
+    /// `None` before the connection exists and after the conversation's
+    /// last line was queued.
+    stdin: Option<Stdin>,
+    /// stdin may have bytes for us.
+    ready: bool,
+    watcher: ByeWatcher,
+}
+
+impl Typing {
+    /// Read `stdin` from now on. It may already hold input; a directly
+    /// polled pipe reports that with an event, a helper thread with a
+    /// wake-up, but trying costs one read and saves a turn.
+    pub(crate) fn start(&mut self, stdin: Stdin) {
+        self.stdin = Some(stdin);
+        self.ready = true;
     }
-    Ok(Typed::More)
+
+    /// An event said stdin may have bytes.
+    pub(crate) fn note_ready(&mut self) {
+        self.ready = true;
+    }
+
+    /// Typed bytes may wait and the outbox has room for them: the next poll
+    /// must not sleep (a turn cut short by its budget, say).
+    pub(crate) fn pending(&self, outbox: &Outbox) -> bool {
+        self.ready && self.stdin.is_some() && outbox.room() > 0
+    }
+
+    /// The conversation's last line is queued: stop reading stdin for good.
+    pub(crate) fn stop(&mut self, registry: &Registry) {
+        if let Some(stdin) = self.stdin.take() {
+            stdin.close(registry);
+        }
+        self.ready = false;
+    }
+
+    /// Move typed bytes into the outbox while it has room, calling `send`
+    /// after each read so that room frees up, for at most
+    /// [`CLIENT_READ_BUDGET_PER_TURN`] bytes. Stays ready while the outbox
+    /// is full (the next turn resumes). Stops at a typed `bye` line or the
+    /// end of stdin, for the caller to end the conversation its own way; a
+    /// stdin error is returned.
+    pub(crate) fn move_into(
+        &mut self,
+        outbox: &mut Outbox,
+        buf: &mut [u8],
+        mut send: impl FnMut(&mut Outbox) -> io::Result<()>,
+    ) -> io::Result<Typed> {
+        let Some(stdin) = &mut self.stdin else {
+            return Ok(Typed::More);
+        };
+        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
+        while self.ready && budget > 0 {
+            let room = outbox.room().min(buf.len()).min(budget);
+            if room == 0 {
+                // Full: wait for WRITABLE to drain the outbox; stdin stays
+                // "ready" so the next turn resumes reading it.
+                break;
+            }
+            match stdin.read(&mut buf[..room])? {
+                ReadOutcome::Data(n) => {
+                    budget -= n;
+                    let typed = &buf[..n];
+                    if let Some(through_bye) = self.watcher.scan(typed) {
+                        outbox.push(&typed[..through_bye]);
+                        return Ok(Typed::Bye);
+                    }
+                    outbox.push(typed);
+                    if let Err(e) = send(outbox) {
+                        return Ok(Typed::SendFailed(e));
+                    }
+                }
+                ReadOutcome::WouldBlock => self.ready = false,
+                ReadOutcome::Eof => {
+                    outbox.finish_line();
+                    return Ok(Typed::End);
+                }
+            }
+        }
+        Ok(Typed::More)
+    }
 }
 
 /// Register `stream` for READABLE always, plus WRITABLE only while bytes

@@ -50,10 +50,10 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::lines::{is_bye, ByeWatcher};
+use super::lines::is_bye;
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{Deadline, Done, Outbox, Typed, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use super::{Deadline, Done, Outbox, Typed, Typing, CLOSE_WAIT, MAX_RECEIVED_LINE};
 use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
 use crate::net;
 use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
@@ -136,10 +136,8 @@ struct Talk {
     socket_ready: bool,
     /// Our sending side is shut down (after our `bye` went out).
     sending_shut: bool,
-    /// `None` before the connection exists and after we said `bye`.
-    stdin: Option<Stdin>,
-    stdin_ready: bool,
-    typed: ByeWatcher,
+    /// stdin, once connected, and the watch for a typed `bye`.
+    typing: Typing,
     outbox: Outbox,
     /// Splits received bytes into lines; a line longer than
     /// [`MAX_RECEIVED_LINE`] comes out in pieces.
@@ -164,9 +162,7 @@ impl Talk {
             interest: Interest::READABLE | Interest::WRITABLE,
             socket_ready: false,
             sending_shut: false,
-            stdin: None,
-            stdin_ready: false,
-            typed: ByeWatcher::new(),
+            typing: Typing::default(),
             outbox: Outbox::new(),
             received: LineFramer::splitting(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
@@ -209,7 +205,7 @@ impl Talk {
         match event.token() {
             LISTENER => self.listener_ready = true,
             PEER => self.socket_ready = true,
-            STDIN => self.stdin_ready = true,
+            STDIN => self.typing.note_ready(),
             _ => {}
         }
     }
@@ -218,7 +214,7 @@ impl Talk {
     /// short by its budget; otherwise wait for events or the deadline.
     fn poll_timeout(&self) -> Option<Duration> {
         let talking = matches!(self.phase, TalkPhase::Talking | TalkPhase::Closing);
-        let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
+        let stdin_pending = self.typing.pending(&self.outbox);
         if talking && (self.socket_ready || stdin_pending) {
             Some(Duration::ZERO)
         } else {
@@ -319,11 +315,11 @@ impl Talk {
         self.phase = TalkPhase::Talking;
         self.deadline = Deadline::never();
         let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
-        self.stdin = Some(stdin);
+        self.typing.start(stdin);
         self.output = output;
         self._terminal = guard;
-        // Input may be waiting on either side already; trying costs a read.
-        self.stdin_ready = true;
+        // Input may be waiting on either side already (`Typing::start`
+        // tries stdin); trying costs a read.
         self.socket_ready = true;
         Ok(())
     }
@@ -396,20 +392,14 @@ impl Talk {
     /// go so that room frees up, up to the budget. A typed `bye`, or the end
     /// of stdin, starts [`TalkPhase::Closing`].
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let Some(stdin) = &mut self.stdin else {
-            return Ok(Done::No);
-        };
         let (stream, sending_shut) = (self.stream.as_mut(), &mut self.sending_shut);
         let stream = stream.expect("connected");
         let phase = self.phase;
-        let typed = super::stdin_to_outbox(
-            stdin,
-            &mut self.stdin_ready,
-            &mut self.outbox,
-            &mut self.typed,
-            &mut self.read_buf,
-            |outbox| send(stream, outbox, phase, sending_shut),
-        )?;
+        let typed = self
+            .typing
+            .move_into(&mut self.outbox, &mut self.read_buf, |outbox| {
+                send(stream, outbox, phase, sending_shut)
+            })?;
         match typed {
             Typed::More => {}
             Typed::Bye => {
@@ -431,10 +421,7 @@ impl Talk {
 
     /// Our `bye` is in the outbox: stop reading stdin and start closing.
     fn say_bye(&mut self, registry: &Registry) {
-        if let Some(stdin) = self.stdin.take() {
-            stdin.close(registry);
-        }
-        self.stdin_ready = false;
+        self.typing.stop(registry);
         self.phase = TalkPhase::Closing;
         self.deadline = Deadline::after(CLOSE_WAIT);
     }
