@@ -589,10 +589,10 @@ mod tests {
     }
 
     #[test]
-    fn lines_split_across_reads_and_overlong_ones_are_skipped() {
+    fn lines_split_across_reads_overlong_ones_are_skipped_and_a_short_last_read_sees_the_end() {
         let mut lines = LineFramer::new(8).preallocated();
         let mut got: Vec<Option<Vec<u8>>> = Vec::new();
-        let data = b"ab\ncd\nthis-is-too-long\nok\npart";
+        let data = b"ab\ncd\nthis-is-too-long\nok\npartial"; // 33 bytes: the last read is short
         let mut src = Cursor::new(&data[..]);
         let mut rbuf = [0u8; 5]; // lines fall across reads
                                  // The last read is short: only with the FIN flagged does the drain
