@@ -11,8 +11,9 @@
 //! server never looks good.
 //!
 //! A run has three phases: connect (not timed; bounded by
-//! [`CONNECT_TIMEOUT`](crate::net::toolkit::CONNECT_TIMEOUT), and for chat by [`CHAT_SETUP_TIMEOUT`] to let the join
-//! notices settle), load (`--duration` seconds), and drain: at the deadline no
+//! [`CONNECT_TIMEOUT`](crate::net::toolkit::CONNECT_TIMEOUT), and for chat
+//! by [`CHAT_SETUP_TIMEOUT`] to let the join notices settle), load
+//! (`--duration` seconds), and drain: at the deadline no
 //! new message starts, and the bench waits at most [`DRAIN_TIMEOUT`] (UDP:
 //! [`UDP_LOSS_TIMEOUT`]) for the answers still in flight before it reports.
 //! So the tool always stops by itself.
