@@ -212,34 +212,13 @@ impl OutStream {
 mod tests {
     use super::*;
 
-    /// A writer that takes at most `room` bytes, then says WouldBlock.
-    struct Throttled {
-        taken: Vec<u8>,
-        room: usize,
-    }
-    impl Write for Throttled {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let n = b.len().min(self.room);
-            self.room -= n;
-            self.taken.extend_from_slice(&b[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::net::fake::ThrottledWriter;
 
     #[test]
     fn produces_whole_messages_across_partial_writes() {
         let f = Format::Binary { size: 100 };
         let mut out = OutStream::new(64);
-        let mut w = Throttled {
-            taken: Vec::new(),
-            room: 30,
-        };
+        let mut w = ThrottledWriter::new(30, usize::MAX);
         let mut begun = Vec::new();
         let mut begin = |seq: u64| (seq < 3).then(|| begun.push(seq)).map(|_| seq * 10);
         out.pump(&mut w, &f, &mut begin).unwrap();

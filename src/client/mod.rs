@@ -349,43 +349,20 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    /// A writer that takes at most `per_call` bytes, then blocks after
-    /// `calls` writes, like a socket whose buffer fills up.
-    struct Trickle {
-        got: Vec<u8>,
-        per_call: usize,
-        calls: usize,
-    }
-    impl io::Write for Trickle {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.calls == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            self.calls -= 1;
-            let n = buf.len().min(self.per_call);
-            self.got.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::net::fake::ThrottledWriter;
 
     #[test]
     fn outbox_keeps_what_the_socket_did_not_take() {
         let mut out = Outbox::new();
         out.push(b"hello world\n");
-        let mut sock = Trickle {
-            got: Vec::new(),
-            per_call: 4,
-            calls: 2,
-        };
+        // Two writes of 4 bytes, then the send buffer is full.
+        let mut sock = ThrottledWriter::new(8, 4);
         out.flush(&mut sock).unwrap();
-        assert_eq!(sock.got, b"hello wo");
+        assert_eq!(sock.taken, b"hello wo");
         assert!(!out.is_empty());
-        sock.calls = 10;
+        sock.room = 100;
         out.flush(&mut sock).unwrap();
-        assert_eq!(sock.got, b"hello world\n");
+        assert_eq!(sock.taken, b"hello world\n");
         assert!(out.is_empty());
     }
 
@@ -408,13 +385,9 @@ mod tests {
         out.finish_line();
         out.finish_line();
         out.push(b"/quit\n");
-        let mut sock = Trickle {
-            got: Vec::new(),
-            per_call: 100,
-            calls: 10,
-        };
+        let mut sock = ThrottledWriter::new(1000, 100);
         out.flush(&mut sock).unwrap();
-        assert_eq!(sock.got, b"partial\n/quit\n");
+        assert_eq!(sock.taken, b"partial\n/quit\n");
     }
 
     #[test]

@@ -188,30 +188,7 @@ pub fn drain<R: Read>(
 mod tests {
     use super::*;
 
-    /// A reader that replays a script of results (bytes, or an error kind),
-    /// counting the reads, like a socket whose data and FIN arrived together.
-    struct Script {
-        steps: Vec<io::Result<usize>>,
-        reads: usize,
-    }
-
-    impl Script {
-        fn new(steps: Vec<io::Result<usize>>) -> Script {
-            Script { steps, reads: 0 }
-        }
-    }
-
-    impl Read for Script {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.reads += 1;
-            let step = self.steps.remove(0);
-            if let Ok(n) = step {
-                assert!(n <= buf.len(), "the script reads at most what is asked");
-                buf[..n].fill(b'x');
-            }
-            step
-        }
-    }
+    use crate::net::fake::ScriptedReader as Script;
 
     /// Drain `s` through a buffer of `buf_len` bytes, consuming everything:
     /// how it ended, and the bytes handed over.
