@@ -37,11 +37,23 @@ pub const READ_BUF_SIZE: usize = 64 * 1024;
 /// The largest UDP payload the echo service promises to return whole (IPv4).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
-/// Bytes one connection may read in one turn of the loop before it must let
-/// the others run (fairness). A source that still has input goes on the
-/// "still ready" list: the next poll does not block, and the next turn
+/// Bytes one server connection may read in one turn of the loop before it
+/// must let the others run (fairness). A source that still has input goes on
+/// the "still ready" list: the next poll does not block, and the next turn
 /// retries it (a source with a fresh event in that turn as well gets both).
+///
+/// Why two read budgets: the server's is four reads of the read buffer, so
+/// that a streaming connection pays for one `epoll_wait` per 256 KiB rather
+/// than per 64 KiB while thousands of others still get their turn soon
+/// enough. A client (`chat`, `talk`) has only its socket and stdin, and
+/// prints what one turn received in one write to stdout: its budget,
+/// [`CLIENT_READ_BUDGET_PER_TURN`], is one buffer, so typing waits for at
+/// most one buffer of received text and a turn's output stays that small.
 pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
+/// Bytes a client reads from one source (socket or stdin) in one turn of its
+/// loop before giving the other source a turn; see [`READ_BUDGET_PER_TURN`]
+/// for why it is smaller than the server's.
+pub const CLIENT_READ_BUDGET_PER_TURN: usize = 64 * 1024;
 /// Bytes one connection may write in one turn of the loop.
 pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;
 /// Connections one listener may accept in one turn of the loop.
@@ -76,10 +88,6 @@ pub const MAX_IOVECS: usize = 64;
 pub const POOL_MAX_BUFFERS: usize = 256;
 /// The largest buffer the pool keeps.
 pub const POOLED_BUF_MAX: usize = 256 * 1024;
-
-/// File descriptors kept aside from `--max-conns` for listeners, the poll
-/// instance, the signal pipe, stdio, the trace file and accept headroom.
-pub const FD_RESERVE: usize = 32;
 
 /// What to serve and under which limits: `sockloop serve`'s options, resolved.
 #[derive(Debug, Clone)]

@@ -33,7 +33,8 @@ use slab::Slab;
 use crate::cluster::link::{Effect as LinkEffect, Link, LinkConfig, LinkError};
 use crate::config;
 use crate::config::redis_url::RedisUrl;
-use crate::net::{read_once, write_once, EventList, Net, ReadOutcome, Readiness, WriteOutcome};
+use crate::net::toolkit::{drain, Drained};
+use crate::net::{write_once, EventList, Net, Readiness, WriteOutcome};
 
 use super::source::{Entry, RedisSource, Source};
 use super::{stats, Server};
@@ -160,27 +161,22 @@ impl<N: Net> Server<N> {
             return self.pump_link();
         }
         if ready.readable || ready.read_closed {
-            let mut budget = config::READ_BUDGET_PER_TURN;
-            loop {
-                match read_once(&mut self.net.io(socket), &mut self.read_buf) {
-                    Ok(ReadOutcome::Data(n)) => {
-                        c.link.handle_input(now, &self.read_buf[..n]);
-                        budget = budget.saturating_sub(n);
-                        if budget == 0 {
-                            self.still_ready.push((key, c.serial));
-                            break;
-                        }
-                    }
-                    Ok(ReadOutcome::Eof) => {
-                        c.link.handle_eof(now);
-                        break;
-                    }
-                    Ok(ReadOutcome::WouldBlock) => break,
-                    Err(e) => {
-                        c.link.handle_io_error(now, &e);
-                        break;
-                    }
-                }
+            let link = &mut c.link;
+            let drained = drain(
+                &mut self.net.io(socket),
+                &mut self.read_buf,
+                config::READ_BUDGET_PER_TURN,
+                ready.read_closed,
+                |data| {
+                    link.handle_input(now, data);
+                    true
+                },
+            );
+            match drained {
+                Ok(Drained::Empty | Drained::Stopped) => {}
+                Ok(Drained::BudgetSpent) => self.still_ready.push((key, c.serial)),
+                Ok(Drained::Eof) => c.link.handle_eof(now),
+                Err(e) => c.link.handle_io_error(now, &e),
             }
         }
         // Writable: the pump writes whatever waits.

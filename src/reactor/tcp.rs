@@ -14,6 +14,7 @@ use slab::Slab;
 
 use crate::buffer::BufferPool;
 use crate::config;
+use crate::net::toolkit::{drain, Drained};
 use crate::net::{read_once, write_once, Net, ReadOutcome, WriteOutcome};
 use crate::protocol::chat::LeaveReason;
 
@@ -294,22 +295,33 @@ impl<N: Net> Server<N> {
         let Source::Conn(conn) = &mut self.sources[key].source else {
             return;
         };
-        for _ in 0..(config::READ_BUDGET_PER_TURN / self.read_buf.len()).max(1) {
-            match read_once(&mut self.net.io(&conn.stream), &mut self.read_buf) {
-                Ok(ReadOutcome::Data(n)) => conn.bytes_in += n as u64,
-                Ok(ReadOutcome::WouldBlock) => return,
-                Ok(ReadOutcome::Eof) | Err(_) => {
-                    let reason = match self.phase {
-                        Phase::Running => CloseReason::Done,
-                        Phase::Draining { .. } => CloseReason::Shutdown,
-                    };
-                    self.close_conn(key, reason);
-                    return;
-                }
+        // Called without the event's flags: read on to `WouldBlock`
+        // (read_closed), which is what a lingering close waits for anyway.
+        let bytes_in = &mut conn.bytes_in;
+        let drained = drain(
+            &mut self.net.io(&conn.stream),
+            &mut self.read_buf,
+            config::READ_BUDGET_PER_TURN,
+            true,
+            |discarded| {
+                *bytes_in += discarded.len() as u64;
+                true
+            },
+        );
+        match drained {
+            Ok(Drained::Empty | Drained::Stopped) => {}
+            Ok(Drained::BudgetSpent) => {
+                let serial = self.sources[key].serial;
+                self.still_ready.push((key, serial));
+            }
+            Ok(Drained::Eof) | Err(_) => {
+                let reason = match self.phase {
+                    Phase::Running => CloseReason::Done,
+                    Phase::Draining { .. } => CloseReason::Shutdown,
+                };
+                self.close_conn(key, reason);
             }
         }
-        let serial = self.sources[key].serial;
-        self.still_ready.push((key, serial));
     }
 
     /// Re-register a connection only if the interest its state asks for
