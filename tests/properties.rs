@@ -16,7 +16,7 @@ use sockloop::testing::chat_session::ChatSessionInput;
 use sockloop::testing::client_lines::ClientLinesInput;
 use sockloop::testing::echo_stream::{EchoOp, EchoStreamInput};
 use sockloop::testing::line_framing::LineFramingInput;
-use sockloop::testing::udp_echo::{Source, UdpEchoInput, UdpOp};
+use sockloop::testing::udp_echo::{DatagramSource, UdpEchoInput, UdpOp};
 use sockloop::testing::{
     chat_hub, chat_session, client_lines, echo_stream, line_framing, udp_echo,
 };
@@ -102,13 +102,13 @@ fn chat_stream() -> impl Strategy<Value = Vec<u8>> {
     .prop_map(|lines| lines.concat())
 }
 
-fn source() -> impl Strategy<Value = Source> {
+fn source() -> impl Strategy<Value = DatagramSource> {
     let port = prop_oneof![
         2 => proptest::sample::select(vec![0u16, 7, 13, 17, 19]),
         1 => 0u16..25,
         3 => any::<u16>(),
     ];
-    (any::<bool>(), 0u8..3, port).prop_map(|(v6, host, port)| Source { v6, host, port })
+    (any::<bool>(), 0u8..3, port).prop_map(|(v6, host, port)| DatagramSource { v6, host, port })
 }
 
 fn udp_op() -> impl Strategy<Value = UdpOp> {

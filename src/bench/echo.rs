@@ -124,7 +124,7 @@ impl EchoFlow {
     }
 }
 
-struct Conn {
+struct EchoClient {
     stream: TcpStream,
     flow: EchoFlow,
 }
@@ -133,7 +133,7 @@ struct Conn {
 struct Fleet {
     /// `None` once a connection has ended (its slot is never reused, so a
     /// late event for it finds nothing).
-    conns: Vec<Option<Conn>>,
+    conns: Vec<Option<EchoClient>>,
     live: usize,
     /// Messages in flight over all connections: the drain ends at 0.
     outstanding: u64,
@@ -168,7 +168,7 @@ impl Fleet {
     }
 }
 
-impl Conn {
+impl EchoClient {
     /// Returns false when the connection has ended.
     fn serve(&mut self, ready: Readiness, rbuf: &mut [u8], turn: &Turn, tally: &mut Tally) -> bool {
         if ready.readable || ready.read_closed {
@@ -208,7 +208,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         conns: streams
             .into_iter()
             .map(|stream| {
-                Some(Conn {
+                Some(EchoClient {
                     stream,
                     flow: EchoFlow::new(plan.size, plan.pipeline),
                 })

@@ -18,12 +18,12 @@ use crate::protocol::daytime::DaytimeSession;
 use crate::protocol::echo::EchoSession;
 
 use super::source::{client_id, ChatConn, Conn, Entry, Proto, Source};
-use super::{Phase, Server};
+use super::{Server, ServerPhase};
 
 impl<N: Net> Server<N> {
     /// Accept until the listener would block, within the accept budget.
     pub(super) fn accept_ready(&mut self, key: usize) {
-        if self.phase != Phase::Running {
+        if self.phase != ServerPhase::Running {
             return;
         }
         for _ in 0..config::ACCEPT_BUDGET_PER_TURN {

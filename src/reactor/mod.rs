@@ -88,7 +88,7 @@ use trace::{EventTrace, Moved, Ready};
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum ServerPhase {
     /// Accepting and serving.
     Running,
     /// A signal came: no more accepting or reading; flushing until the
@@ -132,7 +132,7 @@ pub struct Server<N: Net = MioNet> {
     /// Every deadline: each source's (idle checks, lingering closes, accept
     /// back-offs, the Redis link's), the next stats line, the shutdown grace.
     timers: Timers,
-    phase: Phase,
+    phase: ServerPhase,
     stats: Stats,
     trace: Option<EventTrace>,
     /// The time at the start of this turn: one clock read per turn.
@@ -240,7 +240,7 @@ impl<N: Net> Server<N> {
             pending_total: 0,
             paused_for_total: Vec::new(),
             timers,
-            phase: Phase::Running,
+            phase: ServerPhase::Running,
             stats: Stats::default(),
             trace,
             now,
@@ -450,14 +450,14 @@ impl<N: Net> Server<N> {
                 t.signal(signal);
             }
             match self.phase {
-                Phase::Running => {
+                ServerPhase::Running => {
                     info!(
                         "signal {signal}: shutting down (grace {:?})",
                         self.config.shutdown_grace
                     );
                     self.begin_drain();
                 }
-                Phase::Draining { .. } => {
+                ServerPhase::Draining { .. } => {
                     info!("signal {signal} during shutdown: ending the grace now");
                     self.set_grace_deadline(self.now);
                 }
@@ -507,17 +507,17 @@ impl<N: Net> Server<N> {
     /// Draining, with the grace over at `deadline` (which wakes the loop
     /// through the timers, replacing any earlier grace deadline).
     fn set_grace_deadline(&mut self, deadline: Instant) {
-        if let Phase::Draining { deadline: old } = self.phase {
+        if let ServerPhase::Draining { deadline: old } = self.phase {
             self.timers.cancel_loop(old, LoopTimer::GraceOver);
         }
         self.timers.schedule_loop(deadline, LoopTimer::GraceOver);
-        self.phase = Phase::Draining { deadline };
+        self.phase = ServerPhase::Draining { deadline };
     }
 
     fn drain_finished(&mut self) -> bool {
         match self.phase {
-            Phase::Running => false,
-            Phase::Draining { deadline } => {
+            ServerPhase::Running => false,
+            ServerPhase::Draining { deadline } => {
                 if self.stats.conns_open == 0 && self.cluster_flushed() {
                     return true;
                 }

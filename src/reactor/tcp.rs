@@ -19,7 +19,7 @@ use crate::net::{read_once, write_once, Net, ReadOutcome, WriteOutcome};
 use crate::protocol::chat::LeaveReason;
 
 use super::source::{client_id, CloseReason, Conn, Entry, Proto, Source};
-use super::{Phase, Server};
+use super::{Server, ServerPhase};
 
 impl<N: Net> Server<N> {
     /// Read until the socket would block, the protocol pauses input, or the
@@ -38,7 +38,7 @@ impl<N: Net> Server<N> {
                 self.linger_read(key);
                 return;
             }
-            if self.phase != Phase::Running {
+            if self.phase != ServerPhase::Running {
                 return; // draining: no new input, only flushing
             }
             // Echo input becomes pending output byte for byte, so echo reads
@@ -244,8 +244,8 @@ impl<N: Net> Server<N> {
                     // The peer said it is done sending: nothing unread can
                     // follow, so closing cannot turn into a reset.
                     let reason = match self.phase {
-                        Phase::Running => CloseReason::Done,
-                        Phase::Draining { .. } => CloseReason::Shutdown,
+                        ServerPhase::Running => CloseReason::Done,
+                        ServerPhase::Draining { .. } => CloseReason::Shutdown,
                     };
                     self.close_conn(key, reason);
                 } else {
@@ -253,7 +253,7 @@ impl<N: Net> Server<N> {
                 }
                 continue;
             }
-            if !was_reading && conn.wants_read() && self.phase == Phase::Running {
+            if !was_reading && conn.wants_read() && self.phase == ServerPhase::Running {
                 // Echo backlog fell below its bound: reading resumes. Bytes
                 // that arrived while we were paused raised their edge back
                 // then, so read now instead of waiting for an event. The
@@ -285,7 +285,7 @@ impl<N: Net> Server<N> {
         self.still_ready.push((key, serial));
         // While serving, a lingering close has its own deadline; during
         // shutdown the grace bounds it.
-        if self.phase == Phase::Running {
+        if self.phase == ServerPhase::Running {
             self.set_deadline(key, Some(self.now + config::LINGER_TIMEOUT));
         }
     }
@@ -316,8 +316,8 @@ impl<N: Net> Server<N> {
             }
             Ok(Drained::Eof) | Err(_) => {
                 let reason = match self.phase {
-                    Phase::Running => CloseReason::Done,
-                    Phase::Draining { .. } => CloseReason::Shutdown,
+                    ServerPhase::Running => CloseReason::Done,
+                    ServerPhase::Draining { .. } => CloseReason::Shutdown,
                 };
                 self.close_conn(key, reason);
             }
@@ -457,8 +457,8 @@ impl<N: Net> Server<N> {
         let (paused, last_input) = (conn.input_paused_by_server(), conn.last_input);
         if conn.lingering {
             let reason = match self.phase {
-                Phase::Running => CloseReason::Done,
-                Phase::Draining { .. } => CloseReason::Shutdown,
+                ServerPhase::Running => CloseReason::Done,
+                ServerPhase::Draining { .. } => CloseReason::Shutdown,
             };
             self.close_conn(key, reason);
             return;

@@ -13,7 +13,7 @@ use crate::protocol::udp_echo::{Disposition, UdpEcho};
 
 use super::source::{Source, UdpEndpoint};
 use super::stats::Stats;
-use super::{Phase, Server};
+use super::{Server, ServerPhase};
 
 impl<N: Net> Server<N> {
     /// Receive datagrams until the socket would block (within budget) and
@@ -27,7 +27,7 @@ impl<N: Net> Server<N> {
         if ready.writable || echo.wants_write() {
             flush_udp(&mut self.net, socket, echo, &mut self.pool, &mut self.stats);
         }
-        if ready.readable && self.phase == Phase::Running {
+        if ready.readable && self.phase == ServerPhase::Running {
             let mut drained = false;
             for _ in 0..config::DATAGRAM_BUDGET_PER_TURN {
                 match self.net.recv_from(socket, &mut self.read_buf) {

@@ -46,7 +46,7 @@ pub enum EchoOp {
 }
 
 /// The connection: the real session plus the model's counters.
-struct Conn {
+struct ModelConn {
     session: EchoSession,
     pool: BufferPool,
     out_limit: usize,
@@ -61,7 +61,7 @@ struct Conn {
     eof_seen: bool,
 }
 
-impl Conn {
+impl ModelConn {
     fn read(&mut self, max: usize) {
         let allowance = self.session.read_allowance();
         if allowance == 0 {
@@ -132,7 +132,7 @@ impl Conn {
 /// Run `input`; panics on any broken invariant.
 pub fn check(input: &EchoStreamInput) {
     let out_limit = 1 + usize::from(input.out_limit) % 4096;
-    let mut conn = Conn {
+    let mut conn = ModelConn {
         session: EchoSession::new(out_limit),
         pool: BufferPool::new(),
         out_limit,

@@ -40,7 +40,7 @@ pub enum UdpOp {
     /// A datagram arrives.
     Datagram {
         /// Where it came from.
-        from: Source,
+        from: DatagramSource,
         /// Its payload (empty ones included).
         payload: Vec<u8>,
     },
@@ -54,7 +54,7 @@ pub enum UdpOp {
 /// A source address: IPv4 or IPv6 loopback-ish host, any port.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-pub struct Source {
+pub struct DatagramSource {
     /// IPv6 rather than IPv4.
     pub v6: bool,
     /// The last byte of the address.
@@ -63,7 +63,7 @@ pub struct Source {
     pub port: u16,
 }
 
-impl Source {
+impl DatagramSource {
     /// As a socket address.
     pub fn addr(self) -> SocketAddr {
         if self.v6 {
