@@ -81,6 +81,7 @@ use crate::protocol::chat::{ChatLimits, Hub};
 use crate::protocol::udp_echo::{UdpEcho, UdpLimits};
 use source::{CloseReason, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
+pub use redis::ClusterState;
 use stats::Stats;
 use timers::Timers;
 use trace::{EventTrace, Moved, Ready};
@@ -208,6 +209,7 @@ impl<N: Net> Server<N> {
                 &mut next_serial,
                 url,
                 now,
+                net.server_id(),
             )?),
             None => None,
         };

@@ -57,6 +57,23 @@ pub struct ClusterLink {
     pub startup_error: Option<LinkError>,
 }
 
+/// A snapshot of the cluster side of a server ([`Server::cluster_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    /// This server's id on the bus.
+    pub server: u64,
+    /// The link is up (authenticated and subscribed).
+    pub up: bool,
+    /// A new connection would get a name (the guest pool is not empty).
+    pub ready: bool,
+    /// Bytes of commands waiting to be written to Redis.
+    pub output: usize,
+    /// Commands sent and not answered yet.
+    pub in_flight: usize,
+    /// The local users' nicknames, sorted.
+    pub nicks: Vec<String>,
+}
+
 /// The link's socket, when one is open.
 pub struct RedisSource<N: Net> {
     /// The connection to Redis.
@@ -75,6 +92,7 @@ impl<N: Net> Server<N> {
         next_serial: &mut u64,
         url: &RedisUrl,
         now: Instant,
+        server_id: u64,
     ) -> io::Result<ClusterLink> {
         let addr = config::resolve(&url.addr())
             .map_err(|e| io::Error::new(e.kind(), format!("cannot reach Redis at {url}: {e}")))?;
@@ -88,7 +106,7 @@ impl<N: Net> Server<N> {
                 interest: None,
             })),
         });
-        let config = LinkConfig::new(crate::cluster::link::new_server_id(), url);
+        let config = LinkConfig::new(server_id, url);
         Ok(ClusterLink {
             link: Link::new(config, now),
             url: url.clone(),
@@ -376,6 +394,22 @@ impl<N: Net> Server<N> {
     pub(super) fn cluster_flushed(&self) -> bool {
         self.cluster.as_ref().is_none_or(|c| {
             !c.link.is_up() || (c.link.transmit().is_empty() && c.link.awaiting_replies() == 0)
+        })
+    }
+
+    /// What the link and the hub's cluster view are like now (`None`
+    /// without `--cluster`): for the simulation's checks.
+    pub fn cluster_state(&self) -> Option<ClusterState> {
+        let c = self.cluster.as_ref()?;
+        let mut nicks: Vec<String> = self.hub.nicks().map(str::to_string).collect();
+        nicks.sort();
+        Some(ClusterState {
+            server: c.link.server(),
+            up: c.link.is_up(),
+            ready: self.hub.cluster_ready(),
+            output: c.link.transmit().len(),
+            in_flight: c.link.awaiting_replies(),
+            nicks,
         })
     }
 
