@@ -70,6 +70,8 @@ pub struct ClusterState {
     pub output: usize,
     /// Commands sent and not answered yet.
     pub in_flight: usize,
+    /// The link's counters.
+    pub stats: crate::cluster::link::LinkStats,
     /// The local users' nicknames, sorted.
     pub nicks: Vec<String>,
 }
@@ -409,6 +411,7 @@ impl<N: Net> Server<N> {
             ready: self.hub.cluster_ready(),
             output: c.link.transmit().len(),
             in_flight: c.link.awaiting_replies(),
+            stats: c.link.stats(),
             nicks,
         })
     }

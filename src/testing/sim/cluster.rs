@@ -518,7 +518,7 @@ impl Run<'_> {
         }
         if self.slow_until.is_some_and(|until| now >= until) {
             self.slow_until = None;
-            self.redis.faults = RedisFaults::NONE;
+            self.redis.heal();
         }
         while let Some(&(at, fault)) = self.scenario.faults.get(self.next_fault) {
             if at > now {
@@ -548,7 +548,9 @@ impl Run<'_> {
                 self.names_excused |= !keep;
                 self.restart_at = None;
             }
-            self.redis.faults = RedisFaults::NONE;
+            if self.redis.faults != RedisFaults::NONE {
+                self.redis.heal();
+            }
         }
         // A link down long enough for the others to call its server lost.
         for (i, server) in self.servers.iter().enumerate() {
@@ -597,13 +599,18 @@ impl Run<'_> {
                 );
             }
             Phase::Probing { since } => {
+                if let Some(i) = self.states().iter().position(|s| !s.up) {
+                    panic!(
+                        "server {i}'s link went down after the faults stopped and the cluster \
+                         settled\n{}",
+                        self.summary()
+                    );
+                }
                 let missing = self.missing_probes();
                 if missing.is_empty() {
                     *signalled = true;
                     for server in &mut self.servers {
-                        server
-                            .net_mut()
-                            .raise_signal(signal_hook::consts::SIGTERM);
+                        server.net_mut().raise_signal(signal_hook::consts::SIGTERM);
                     }
                     return Phase::Shutdown { since: now };
                 }
@@ -862,6 +869,7 @@ impl Run<'_> {
         for (i, state) in self.states().iter().enumerate() {
             out.push_str(&format!("server {i}: {state:?}\n"));
         }
+        out.push_str(&self.redis.describe());
         for c in &self.clients {
             out.push_str(&format!(
                 "client {} on server {}: nick {:?}, typed {}, link lost {}, who {:?}, last {:?}\n",
@@ -877,7 +885,9 @@ impl Run<'_> {
                 let net = self.servers[c.spec.expect("set").server].net();
                 out.push_str(&format!(
                     "  sending {:?}, unread {:?}; {}\n",
-                    c.sending.as_ref().map(|(l, n, _)| (String::from_utf8_lossy(l), n)),
+                    c.sending
+                        .as_ref()
+                        .map(|(l, n, _)| (String::from_utf8_lossy(l), n)),
                     String::from_utf8_lossy(&c.inbuf),
                     net.describe(conn)
                 ));

@@ -165,7 +165,13 @@ impl RedisModel {
     }
 
     /// Bytes from the session's client, carried out at `now`.
-    pub fn handle_input(&mut self, session: usize, bytes: &[u8], now: Duration, faults: &RedisFaults) {
+    pub fn handle_input(
+        &mut self,
+        session: usize,
+        bytes: &[u8],
+        now: Duration,
+        faults: &RedisFaults,
+    ) {
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -373,7 +379,8 @@ impl RedisModel {
                 let _ = write!(out, ":{i}\r\n");
             }
         } else {
-            self.unknown.push(format!("EVAL of an unknown script: {script}"));
+            self.unknown
+                .push(format!("EVAL of an unknown script: {script}"));
             out.extend_from_slice(b"-NOSCRIPT unknown script in the simulated Redis\r\n");
         }
     }
@@ -438,6 +445,17 @@ impl SimRedis {
                 self.model.close(wire.session);
             } else {
                 i += 1;
+            }
+        }
+    }
+
+    /// The slowness ends: no fault from now on, and what was held back is
+    /// carried out at the next pump.
+    pub fn heal(&mut self) {
+        self.faults = RedisFaults::NONE;
+        for wire in &mut self.wires {
+            for (at, _) in &mut wire.arrived {
+                *at = Duration::ZERO;
             }
         }
     }
@@ -543,6 +561,25 @@ impl SimRedis {
             }
             i += 1;
         }
+    }
+
+    /// Its connections in a few words, for failure messages.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for w in &self.wires {
+            let s = self.model.sessions.get(&w.session);
+            out.push_str(&format!(
+                "  server {} (conn {}): session {} {:?}, subscribed {:?}, {} bytes unwritten, {} pieces held back\n",
+                w.server,
+                w.conn,
+                w.session,
+                s.and_then(|s| s.name.clone()),
+                s.map(|s| s.channels.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>()),
+                self.model.output(w.session).len(),
+                w.arrived.len()
+            ));
+        }
+        out
     }
 
     /// Whether bytes wait to be carried out or written: virtual time must
