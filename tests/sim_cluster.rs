@@ -5,7 +5,7 @@
 //! dropped, slow answers, small chunks, a slow subscriber cut), and checks
 //! liveness, per-sender order across servers, names, notices and bounds.
 //!
-//! - `cargo test --test sim_cluster` runs seeds 0..200
+//! - `cargo test --test sim_cluster` runs seeds 0..250
 //!   (`SOCKLOOP_SIM_CLUSTER_SEEDS=N` for more, `SOCKLOOP_SIM_CLUSTER_FIRST=K`
 //!   to start elsewhere);
 //! - `SOCKLOOP_SIM_CLUSTER_SEED=N cargo test --test sim_cluster` replays
@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use sockloop::testing::sim::cluster::run_seed;
 
-/// Seeds run by default: about 10 s in a debug build on a 2-core machine.
-const DEFAULT_SEEDS: u64 = 200;
+/// Seeds run by default: about 12 s in a debug build on a 2-core machine.
+const DEFAULT_SEEDS: u64 = 250;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -100,5 +100,17 @@ fn the_cluster_survives_every_seed() {
             failed.len(),
             failed.iter().map(|(s, _)| s).collect::<Vec<_>>()
         );
+    }
+}
+
+/// A seed replays exactly: the same steps, virtual time and Redis
+/// counters, run after run.
+#[test]
+fn a_cluster_seed_replays_exactly() {
+    for seed in 0..8 {
+        let (a, b) = (run_seed(seed), run_seed(seed));
+        assert_eq!(a.steps, b.steps, "seed {seed}: steps differ");
+        assert_eq!(a.elapsed, b.elapsed, "seed {seed}: virtual time differs");
+        assert_eq!(a.redis, b.redis, "seed {seed}: Redis counters differ");
     }
 }
