@@ -32,6 +32,13 @@
 //! momentarily full, with the WRITABLE edge that follows), events split over
 //! several polls. Short reads come from the clients' segmentation and from
 //! receive windows as small as one byte.
+//!
+//! The server may also connect out, to a simulated peer (the cluster's
+//! Redis, `crate::testing::sim::redis`): a connect to an address where the
+//! peer listens waits, as `EINPROGRESS` does, until the peer accepts or
+//! refuses it; the peer then plays the client's end of an ordinary
+//! connection. Several servers, each with its own `SimNet`, share one
+//! virtual clock ([`SimNet::share_clock`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

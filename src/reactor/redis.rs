@@ -438,10 +438,10 @@ mod tests {
     use crate::config::{ListenerSpec, ServeConfig, Service};
     use crate::net::sim::{Faults, SimNet, SimRng};
 
-    /// On the simulated network (which has no Redis peer yet, so refuses
-    /// every outbound connect), a `--cluster` server gives up at start-up
-    /// with one error naming the Redis address: the start-up path runs on
-    /// the `Net` seam like the rest of the loop.
+    /// On the simulated network with no Redis listening (every outbound
+    /// connect refused), a `--cluster` server gives up at start-up with one
+    /// error naming the Redis address: the start-up path runs on the `Net`
+    /// seam like the rest of the loop.
     #[test]
     fn an_unreachable_redis_ends_start_up_with_its_address() {
         let mut config = ServeConfig::with_defaults(vec![ListenerSpec {

@@ -29,7 +29,9 @@
 //!   slab key, and no token is reused while the batch being handled still
 //!   holds an event of its closed previous owner.
 //!
-//! The clients live in [`echo`], [`chat`] and [`udp`].
+//! The clients live in [`echo`], [`chat`] and [`udp`]. [`cluster`] runs
+//! several servers with `--cluster` joined by the simulated Redis of
+//! [`redis`], with its own scenarios and checks.
 
 pub mod chat;
 pub mod cluster;
