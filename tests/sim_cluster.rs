@@ -44,6 +44,7 @@ fn the_cluster_survives_every_seed() {
     let started = Instant::now();
     let (mut steps, mut restarts, mut cuts, mut refused, mut turned_away, mut excused) =
         (0, 0, 0, 0, 0, 0);
+    let mut max_output = 0;
     let mut failed = Vec::new();
     // As in tests/sim.rs: failures are collected quietly, the first one
     // printed whole at the end.
@@ -66,6 +67,7 @@ fn the_cluster_survives_every_seed() {
                 refused += o.redis.refused;
                 turned_away += o.turned_away;
                 excused += u64::from(o.names_excused);
+                max_output = max_output.max(o.max_output);
                 if verbose {
                     eprintln!(
                         "seed {seed}: {} steps, {:?} virtual, {:?}",
@@ -90,7 +92,8 @@ fn the_cluster_survives_every_seed() {
     eprintln!(
         "{seeds} cluster seeds from {first}: {} failed; {steps} steps, {restarts} Redis restarts, \
          {cuts} slow subscribers cut, {refused} connects refused, {turned_away} clients turned \
-         away, name checks suspended in {excused} seeds; {:?}",
+         away, name checks suspended in {excused} seeds, at most {max_output} bytes waiting for \
+         Redis; {:?}",
         failed.len(),
         started.elapsed()
     );

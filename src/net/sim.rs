@@ -1261,10 +1261,10 @@ impl Net for SimNet {
         if !listening && self.rng.chance(500) {
             return Err(io::ErrorKind::ConnectionRefused.into());
         }
-        // Windows of at least 4 KiB: the peer moves bytes once a step, and
+        // Windows of at least 256 bytes: the peer moves bytes once a step, and
         // its own faults cut them into small pieces when the seed says so.
-        let up_cap = self.window().max(4096);
-        let down_cap = self.window().max(4096);
+        let up_cap = self.window().max(256);
+        let down_cap = self.window().max(256);
         self.conns.push(TcpConn {
             client_addr: addr,
             up: Pipe::default(),

@@ -44,6 +44,10 @@ pub struct RedisFaults {
     /// A subscriber whose unwritten output passes this is disconnected
     /// (Redis's `client-output-buffer-limit pubsub`).
     pub pubsub_limit: usize,
+    /// Redis reads nothing (busy with something else): the servers'
+    /// output toward it backs up, and their sockets must turn writable
+    /// again when it reads.
+    pub stalled: bool,
 }
 
 impl RedisFaults {
@@ -53,6 +57,7 @@ impl RedisFaults {
         chunk: 1 << 20,
         rate: usize::MAX,
         pubsub_limit: 32 << 20,
+        stalled: false,
     };
 }
 
@@ -503,7 +508,7 @@ impl SimRedis {
             let (conn, session) = (self.wires[i].conn, self.wires[i].session);
             // Read what the server wrote, a chunk at a time.
             let mut ended = false;
-            loop {
+            while !faults.stalled {
                 self.buf.clear();
                 match net.client_recv(conn, &mut self.buf, faults.chunk.max(1)) {
                     ClientRead::Data(_) => self.wires[i]
