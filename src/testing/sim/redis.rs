@@ -506,9 +506,17 @@ impl SimRedis {
                 continue;
             }
             let (conn, session) = (self.wires[i].conn, self.wires[i].session);
-            // Read what the server wrote, a chunk at a time.
+            // Read what the server wrote: nothing while stalled, one small
+            // chunk a step while slow, else all there is.
+            let reads = if faults.stalled {
+                0
+            } else if faults.chunk < (1 << 20) {
+                1
+            } else {
+                usize::MAX
+            };
             let mut ended = false;
-            while !faults.stalled {
+            for _ in 0..reads {
                 self.buf.clear();
                 match net.client_recv(conn, &mut self.buf, faults.chunk.max(1)) {
                     ClientRead::Data(_) => self.wires[i]
@@ -519,9 +527,6 @@ impl SimRedis {
                         ended = true;
                         break;
                     }
-                }
-                if faults.chunk < (1 << 20) {
-                    break; // a small chunk a step: slow reads
                 }
             }
             while let Some((at, _)) = self.wires[i].arrived.front() {
