@@ -36,8 +36,8 @@
 //! - **notices**: a client told `* cluster link lost` is told `* cluster
 //!   link restored` by the end of settling;
 //! - **bounds**: the link's output toward Redis within
-//!   [`link::MAX_OUTPUT`], its commands in flight within
-//!   [`link::MAX_IN_FLIGHT`], and every bound the single-server simulation
+//!   [`MAX_OUTPUT`], its commands in flight within
+//!   [`MAX_IN_FLIGHT`], and every bound the single-server simulation
 //!   audits (pending output, slab, timers, sockets);
 //! - **the link speaks only what the model knows**: a command the
 //!   simulated Redis does not know fails the run.
