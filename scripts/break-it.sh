@@ -86,6 +86,18 @@ old[udp-port-guard]='        !GUARDED_PORTS.contains(&src.port())'
 new[udp-port-guard]='        let _ = src;
         true'
 
+define grace-not-a-timer src/reactor/mod.rs no \
+    "--test faults a_client_that_never_reads_cannot_hold_shutdown_past_the_grace" \
+    "keep the shutdown grace out of the loop's timers"
+old[grace-not-a-timer]='        self.timers.schedule_loop(deadline, LoopTimer::GraceOver);'
+new[grace-not-a-timer]='        let _ = LoopTimer::GraceOver;'
+
+define daytime-no-linger src/reactor/tcp.rs no \
+    "--test daytime input_sent_to_daytime_is_thrown_away_and_the_close_is_clean" \
+    "close a daytime connection as soon as its line is out, without lingering"
+old[daytime-no-linger]='                if conn.saw_eof {'
+new[daytime-no-linger]='                if conn.saw_eof || matches!(conn.proto, Proto::Daytime(_)) {'
+
 # ----- which breaks to run ------------------------------------------------
 
 chosen=()
@@ -108,6 +120,9 @@ esac
 
 work="$root/target/break-it"
 tree="$work/tree"
+# Afresh each run: a file deleted or moved since the last run must not
+# linger in the copy (the build directory beside it is kept).
+rm -rf "$tree"
 mkdir -p "$tree"
 # The tracked files as they are now (uncommitted edits included).
 git ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$tree")

@@ -21,7 +21,7 @@ use crate::bench::{BenchOptions, Stop, Target};
 use crate::client::chat::ChatOptions;
 use crate::client::send::SendOptions;
 use crate::client::talk::{TalkOptions, TalkSide};
-use crate::cluster::url::RedisUrl;
+use crate::config::redis_url::RedisUrl;
 use crate::config::{self, ListenerSpec, ServeConfig, Service};
 
 /// sockloop: one thread, one mio poll loop, TCP echo, UDP echo and chat.
@@ -61,7 +61,7 @@ pub enum Command {
 /// Options of `sockloop serve`.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
-With none of --echo, --udp-echo, --chat given, serves the tutorial's three sockets:
+With none of --echo, --udp-echo, --chat, --daytime given, serves the tutorial's three sockets:
   --echo 127.0.0.1:12345 --udp-echo 127.0.0.1:12345 --chat 127.0.0.1:12346
 With any of them given, serves exactly those and nothing else: `serve --echo
 127.0.0.1:7` serves TCP echo only. One `listening SERVICE ADDR` line per socket
@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// Chat listener, HOST:PORT (repeatable) [default: 127.0.0.1:12346 when no service is given]
     #[arg(long = "chat", value_name = "ADDR", value_parser = parse_addr)]
     pub chat: Vec<String>,
+    /// Daytime listener (RFC 867: the time in UTC as one line, then close), HOST:PORT (repeatable)
+    #[arg(long = "daytime", value_name = "ADDR", value_parser = parse_addr)]
+    pub daytime: Vec<String>,
     /// TCP connections open at once, all listeners together.
     #[arg(long, value_name = "N", default_value_t = config::DEFAULT_MAX_CONNS,
           value_parser = clap::value_parser!(usize))]
@@ -113,7 +116,7 @@ pub struct ServeArgs {
     /// Redis: redis://HOST:PORT, or redis://:PASSWORD@HOST:PORT (needs a chat listener).
     #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
     pub cluster: Option<RedisUrl>,
-    /// `--echo`, `--udp-echo` and `--chat` merged in the order they were
+    /// `--echo`, `--udp-echo`, `--chat` and `--daytime` merged in the order they were
     /// given (filled by [`parse_from`]; clap keeps each option's own order
     /// but not the order between options).
     #[arg(skip)]
@@ -452,6 +455,18 @@ pub enum ManPageError {
     Io(std::io::Error),
 }
 
+/// The clap id of the option that asks for a listener of `service`. A
+/// match, not a table, so that a new service does not compile until it has
+/// its option.
+fn listener_option(service: Service) -> &'static str {
+    match service {
+        Service::TcpEcho => "echo",
+        Service::UdpEcho => "udp_echo",
+        Service::Chat => "chat",
+        Service::Daytime => "daytime",
+    }
+}
+
 /// Parse a command line (program name first). Like clap's own parsing, but
 /// also records the order of the listener options for `serve`.
 pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
@@ -465,11 +480,8 @@ where
     if let (Command::Serve(serve), Some(("serve", sub))) = (&mut cli.command, matches.subcommand())
     {
         let mut ordered = Vec::new();
-        for (id, service) in [
-            ("echo", Service::TcpEcho),
-            ("udp_echo", Service::UdpEcho),
-            ("chat", Service::Chat),
-        ] {
+        for service in Service::ALL {
+            let id = listener_option(service);
             let (Some(indices), Some(values)) = (sub.indices_of(id), sub.get_many::<String>(id))
             else {
                 continue;
@@ -612,6 +624,16 @@ mod tests {
     }
 
     #[test]
+    fn daytime_alone_serves_only_daytime() {
+        let Command::Serve(a) = command(&["serve", "--daytime", "127.0.0.1:13013"]) else {
+            panic!("not serve")
+        };
+        let c = a.to_config();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].service, Service::Daytime);
+    }
+
+    #[test]
     fn repeated_listeners_keep_their_order() {
         let Command::Serve(a) = command(&["serve", "--echo", "127.0.0.1:1", "--echo", "[::1]:2"])
         else {
@@ -630,6 +652,8 @@ mod tests {
             "127.0.0.1:1",
             "--udp-echo",
             "127.0.0.1:2",
+            "--daytime",
+            "127.0.0.1:5",
             "--chat",
             "127.0.0.1:4",
         ]) else {
@@ -647,6 +671,7 @@ mod tests {
                 ("chat", "127.0.0.1:3".to_string()),
                 ("tcp-echo", "127.0.0.1:1".into()),
                 ("udp-echo", "127.0.0.1:2".into()),
+                ("daytime", "127.0.0.1:5".into()),
                 ("chat", "127.0.0.1:4".into())
             ]
         );

@@ -5,6 +5,8 @@
 //! back-off delays). docs/limits.md explains the policy at each bound; when
 //! you change a number here, change it there too.
 
+pub mod redis_url;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,11 +37,23 @@ pub const READ_BUF_SIZE: usize = 64 * 1024;
 /// The largest UDP payload the echo service promises to return whole (IPv4).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
-/// Bytes one connection may read in one turn of the loop before it must let
-/// the others run (fairness). A source that still has input goes on the
-/// "still ready" list: the next poll does not block, and the next turn
+/// Bytes one server connection may read in one turn of the loop before it
+/// must let the others run (fairness). A source that still has input goes on
+/// the "still ready" list: the next poll does not block, and the next turn
 /// retries it (a source with a fresh event in that turn as well gets both).
+///
+/// Why two read budgets: the server's is four reads of the read buffer, so
+/// that a streaming connection pays for one `epoll_wait` per 256 KiB rather
+/// than per 64 KiB while thousands of others still get their turn soon
+/// enough. A client (`chat`, `talk`) has only its socket and stdin, and
+/// prints what one turn received in one write to stdout: its budget,
+/// [`CLIENT_READ_BUDGET_PER_TURN`], is one buffer, so typing waits for at
+/// most one buffer of received text and a turn's output stays that small.
 pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
+/// Bytes a client reads from one source (socket or stdin) in one turn of its
+/// loop before giving the other source a turn; see [`READ_BUDGET_PER_TURN`]
+/// for why it is smaller than the server's.
+pub const CLIENT_READ_BUDGET_PER_TURN: usize = 64 * 1024;
 /// Bytes one connection may write in one turn of the loop.
 pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;
 /// Connections one listener may accept in one turn of the loop.
@@ -75,10 +89,6 @@ pub const POOL_MAX_BUFFERS: usize = 256;
 /// The largest buffer the pool keeps.
 pub const POOLED_BUF_MAX: usize = 256 * 1024;
 
-/// File descriptors kept aside from `--max-conns` for listeners, the poll
-/// instance, the signal pipe, stdio, the trace file and accept headroom.
-pub const FD_RESERVE: usize = 32;
-
 /// What to serve and under which limits: `sockloop serve`'s options, resolved.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -101,7 +111,7 @@ pub struct ServeConfig {
     /// Write a Chrome trace of the loop here.
     pub trace_events: Option<std::path::PathBuf>,
     /// Join the chat to other servers through this Redis (`--cluster`).
-    pub cluster: Option<crate::cluster::url::RedisUrl>,
+    pub cluster: Option<crate::config::redis_url::RedisUrl>,
 }
 
 /// One socket to open.
@@ -122,15 +132,27 @@ pub enum Service {
     UdpEcho,
     /// Line-based chat.
     Chat,
+    /// TCP daytime (RFC 867): the time, then close.
+    Daytime,
 }
 
 impl Service {
+    /// Every service, in the order `serve --help` lists their options. A
+    /// new service goes here too (the test below points at this list).
+    pub const ALL: [Service; 4] = [
+        Service::TcpEcho,
+        Service::UdpEcho,
+        Service::Chat,
+        Service::Daytime,
+    ];
+
     /// The name printed in `listening SERVICE ADDR` and in logs.
     pub fn name(self) -> &'static str {
         match self {
             Service::TcpEcho => "tcp-echo",
             Service::UdpEcho => "udp-echo",
             Service::Chat => "chat",
+            Service::Daytime => "daytime",
         }
     }
 }
@@ -145,6 +167,8 @@ pub enum TcpService {
     Echo,
     /// Line-based chat.
     Chat,
+    /// TCP daytime (RFC 867).
+    Daytime,
 }
 
 impl TcpService {
@@ -153,6 +177,7 @@ impl TcpService {
         match self {
             TcpService::Echo => Service::TcpEcho,
             TcpService::Chat => Service::Chat,
+            TcpService::Daytime => Service::Daytime,
         }
     }
 
@@ -256,6 +281,22 @@ pub fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new `Service` variant fails to compile here until it has a place;
+    /// the assertion then wants that place filled in `Service::ALL`.
+    #[test]
+    fn service_all_lists_every_service_once_in_order() {
+        let place = |s: Service| match s {
+            Service::TcpEcho => 0,
+            Service::UdpEcho => 1,
+            Service::Chat => 2,
+            Service::Daytime => 3,
+        };
+        let places: Vec<usize> = Service::ALL.into_iter().map(place).collect();
+        assert_eq!(places, (0..Service::ALL.len()).collect::<Vec<_>>());
+        let names: std::collections::HashSet<_> = Service::ALL.map(Service::name).into();
+        assert_eq!(names.len(), Service::ALL.len(), "names are unique");
+    }
 
     #[test]
     fn well_formed_addresses_pass_unchanged() {

@@ -29,20 +29,29 @@
 //!   ([`reactor::trace`]). `Server::bind(ServeConfig)` then `Server::run()`.
 //!   It calls the OS only through [`net`].
 //! - [`client`] and [`bench`](mod@bench): the `send`, `chat` and `talk`
-//!   clients and the load generator, each a small mio loop on [`net`]'s
-//!   helpers and [`protocol`]'s wire text.
+//!   clients and the load generator, each a small mio loop on
+//!   [`net::toolkit`], [`protocol::line`]'s line framer and [`protocol`]'s
+//!   wire text; no socket routine of their own.
 //! - [`net`]: the seam to the OS, the [`net::Net`] trait, with mio behind it
 //!   in production ([`net::mio`]) and an in-memory network with a virtual
-//!   clock and injected faults in the tests ([`net::sim`]); plus the small
-//!   helpers every non-blocking loop needs (`would_block`, read/write once).
-//! - [`protocol`] and [`cluster`]: everything sans-IO: line framing, TCP
-//!   echo, UDP echo, the chat hub (handle_* in, effects out) with its
-//!   delivery policy ([`protocol::chat::delivery`]), its wire text
-//!   ([`protocol::chat::wire`]) and its view of other servers
-//!   ([`protocol::chat::cluster`]); the RESP codec, the bus message format
-//!   and the Redis link's state machine.
+//!   clock and injected faults in the tests ([`net::sim`]); the small helpers
+//!   every non-blocking loop needs (`would_block`, read/write once); and the
+//!   non-blocking toolkit ([`net::toolkit`]: connect and its check,
+//!   `poll_once`, the `drain` read loop with the FIN guard, the fd limit)
+//!   that `MioNet`, the clients and bench share.
+//! - [`cluster`]: chat across servers, the Redis side, sans-IO: the RESP
+//!   codec and the Redis link's state machine ([`cluster::link`]).
+//! - [`protocol`]: everything else sans-IO: line framing (the one line
+//!   splitter, for the server, the clients and bench), TCP echo, UDP
+//!   echo, the chat hub (handle_* in, effects out) with its delivery policy
+//!   ([`protocol::chat::delivery`]), its wire text
+//!   ([`protocol::chat::wire`]), its view of other servers
+//!   ([`protocol::chat::cluster`]) and the message format between servers
+//!   ([`protocol::chat::bus`]); and daytime ([`protocol::daytime`]), the
+//!   worked example of docs/adding-a-service.md.
 //! - [`buffer`] and [`config`]: bounded queues and shared lines; every limit
-//!   and default, named. They import nothing above them.
+//!   and default, named, and the `redis://` URL ([`config::redis_url`]).
+//!   They import nothing above them.
 //! - [`testing`]: naive models, invariant checks and the deterministic
 //!   simulation of the reactor ([`testing::sim`]), for the tests and the
 //!   fuzz targets (fuzz/) only.

@@ -12,6 +12,7 @@ const ADDR_PLACES: &[&[&str]] = &[
     &["serve", "--echo", "{}"],
     &["serve", "--udp-echo", "{}"],
     &["serve", "--chat", "{}"],
+    &["serve", "--daytime", "{}"],
     &["send", "--to", "{}", "hi"],
     &["send", "-u", "--to", "{}", "hi"],
     &["chat", "{}"],

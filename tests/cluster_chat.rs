@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::{run, ChatClient, Server};
 use redis_support::{free_port, RedisServer};
-use sockloop::cluster::bus::{self, Event};
 use sockloop::cluster::resp::{self, Frame, Value};
+use sockloop::protocol::chat::bus::{self, Event};
 
 /// `sockloop serve --chat 127.0.0.1:0 --cluster URL [EXTRA...]`.
 fn serve(url: &str, extra: &[&str]) -> Server {

@@ -8,9 +8,9 @@
 
 use std::path::PathBuf;
 
-use sockloop::cluster::bus;
 use sockloop::cluster::checks::{bus_round_trip, cluster_hub, resp_chunking};
 use sockloop::cluster::resp::{self, Frame};
+use sockloop::protocol::chat::bus;
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

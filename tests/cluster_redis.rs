@@ -15,9 +15,9 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use redis_support::RedisServer;
-use sockloop::cluster::bus::{Event, Text};
 use sockloop::cluster::link::{Effect, Link, LinkConfig, LinkError, Timing};
-use sockloop::cluster::url::RedisUrl;
+use sockloop::config::redis_url::RedisUrl;
+use sockloop::protocol::chat::bus::{Event, Text};
 use sockloop::protocol::chat::name::Name;
 
 /// The longest any one expected effect may take to show up.

@@ -276,6 +276,46 @@ fn sigterm_under_load_flushes_pending_output_and_exits_zero() {
     assert_eq!(server.wait_exit().code(), Some(0));
 }
 
+/// The grace is a deadline like any other: the loop must wake for it even
+/// when nothing else happens. A client that never reads keeps its echo
+/// backlog pending and sends nothing more, so no event comes: only the grace
+/// deadline, on the loop's timers, can end the shutdown.
+#[test]
+fn a_client_that_never_reads_cannot_hold_shutdown_past_the_grace() {
+    let mut server = Server::start_env(
+        &[
+            "--echo",
+            "127.0.0.1:0",
+            "--shutdown-grace",
+            "1",
+            "--out-limit",
+            "65536",
+        ],
+        1,
+        // The server says when it pauses a connection's input (at trace).
+        &[("RUST_LOG", "info,sockloop::reactor::tcp=trace")],
+    );
+    let addr = server.addr("tcp-echo");
+    let hog = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    hog.set_recv_buffer_size(4096).unwrap();
+    hog.connect_timeout(&addr.into(), WAIT).unwrap();
+    let hog: TcpStream = hog.into();
+    let mut writer = hog.try_clone().unwrap();
+    writer.set_write_timeout(Some(WAIT)).unwrap();
+    // Ends with an error once the server gives up on the hog (or at WAIT).
+    let sending = thread::spawn(move || {
+        let _ = writer.write_all(&common::pseudo_random_bytes(12, 16 << 20));
+    });
+    server.stderr.wait_for("input paused (backlog at out-limit");
+    server.signal("TERM");
+    server
+        .stderr
+        .wait_for("shutdown grace over: closing 1 connection(s)");
+    assert_eq!(server.wait_exit().code(), Some(0));
+    drop(hog);
+    sending.join().unwrap();
+}
+
 #[test]
 fn udp_floods_from_many_sources_are_answered_or_counted() {
     let mut server = Server::start(&["--udp-echo", "127.0.0.1:0", "--stats-interval", "0.2"], 1);

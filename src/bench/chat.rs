@@ -29,103 +29,46 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Interest, Token};
+use mio::Token;
 
 use super::payload::Format;
 use super::report::{Progress, Tally};
-use super::tcp::{connect_error, OutStream};
+use super::tcp::{cannot_connect, OutStream};
 use super::{
-    new_poll, poll_once, Clock, Plan, Schedule, Turn, CHAT_MAX_SENDERS, CHAT_SETUP_TIMEOUT,
+    new_poll, Clock, Plan, Schedule, Turn, CHAT_MAX_SENDERS, CHAT_SETUP_TIMEOUT,
     CHAT_UNWELCOMED_MAX, DRAIN_TIMEOUT,
 };
-use crate::net::{read_once, ReadOutcome};
+use crate::config::READ_BUF_SIZE;
+use crate::net::mio::readiness_of;
+use crate::net::toolkit::{connect_nonblocking, drain, poll_once, Drained};
 use crate::protocol::chat::wire::{self, guest_number, welcome_nick};
+use crate::protocol::line::{LineEvent, LineFramer};
 
-/// A receive buffer that hands out complete lines (without the LF). A line
-/// longer than the buffer cannot be one of ours: it is skipped to its LF and
-/// reported as one overlong line.
-#[derive(Debug)]
-pub struct LineBuf {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    discarding: bool,
+/// Read what `stream` has (until it would block: no budget, since a closed
+/// loop has at most its windows of lines in flight) and hand each line to
+/// `on_line`: `Some(line)`, or `None` for a line too long to be one of ours,
+/// which `lines` skips to its LF. `Drained::Eof` when the server closed the
+/// connection; a socket error (a refused connect, a reset) is returned.
+fn read_lines<R: Read>(
+    stream: &mut R,
+    rbuf: &mut [u8],
+    lines: &mut LineFramer,
+    read_closed: bool,
+    mut on_line: impl FnMut(Option<&[u8]>),
+) -> io::Result<Drained> {
+    drain(stream, rbuf, usize::MAX, read_closed, |data| {
+        lines.push(data, |event| match event {
+            LineEvent::Line(line) => on_line(Some(line)),
+            LineEvent::TooLong => on_line(None),
+        });
+        true
+    })
 }
 
-/// What one [`LineBuf::read_from`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Inbox {
-    /// The socket has nothing more for now.
-    Drained,
-    /// The peer closed (or reset) the connection.
-    Closed,
-}
-
-impl LineBuf {
-    /// A buffer of `capacity` bytes.
-    pub fn new(capacity: usize) -> LineBuf {
-        LineBuf {
-            buf: vec![0u8; capacity.max(2)].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            discarding: false,
-        }
-    }
-
-    /// Read what `src` has and call `on_line` for every complete line
-    /// (`Some(line)`) or every overlong line skipped (`None`). A socket
-    /// error (a refused connect, a reset) is returned as `Err`.
-    pub fn read_from<R: Read>(
-        &mut self,
-        src: &mut R,
-        mut on_line: impl FnMut(Option<&[u8]>),
-    ) -> io::Result<Inbox> {
-        loop {
-            if self.end == self.buf.len() {
-                if self.start > 0 {
-                    self.buf.copy_within(self.start..self.end, 0);
-                    self.end -= self.start;
-                    self.start = 0;
-                } else {
-                    // A whole buffer without LF: drop it, skip to the next LF.
-                    if !self.discarding {
-                        on_line(None);
-                    }
-                    self.discarding = true;
-                    self.end = 0;
-                }
-            }
-            let space = self.buf.len() - self.end;
-            let n = match read_once(src, &mut self.buf[self.end..]) {
-                Ok(ReadOutcome::Data(n)) => n,
-                Ok(ReadOutcome::WouldBlock) => return Ok(Inbox::Drained),
-                Ok(ReadOutcome::Eof) => return Ok(Inbox::Closed),
-                Err(e) => return Err(e),
-            };
-            let mut scan = self.end;
-            self.end += n;
-            while let Some(at) = self.buf[scan..self.end].iter().position(|&b| b == b'\n') {
-                let lf = scan + at;
-                if self.discarding {
-                    self.discarding = false;
-                } else {
-                    on_line(Some(&self.buf[self.start..lf]));
-                }
-                self.start = lf + 1;
-                scan = lf + 1;
-            }
-            // Nothing kept: a discarded fragment, or every line consumed.
-            if self.discarding || self.start == self.end {
-                self.start = 0;
-                self.end = 0;
-            }
-            // A read that did not fill the space emptied the socket; later
-            // bytes raise a new edge.
-            if n < space {
-                return Ok(Inbox::Drained);
-            }
-        }
-    }
+/// The longest line a bench client keeps whole: room for its own lines
+/// (the payload and the sender's nickname) and any notice, with margin.
+fn max_line_for(size: usize) -> usize {
+    (2 * (size + 64)).max(4096)
 }
 
 /// The nickname in a join notice to #lobby.
@@ -343,7 +286,8 @@ impl Book {
 
 struct Client {
     stream: TcpStream,
-    inbox: LineBuf,
+    /// Splits what the server sends into lines, without allocating per line.
+    lines: LineFramer,
     /// Guest number, from the welcome line.
     guest: Option<u64>,
     /// Join notices seen for guests numbered above this client's own.
@@ -353,9 +297,6 @@ struct Client {
     /// Across servers: whether its `/who` listed every one of our clients.
     knows_all: bool,
 }
-
-/// The answer to `/who` in #lobby, as a bench client reads it.
-const WHO_LOBBY: &[u8] = b"* users in #lobby: ";
 
 fn setup_error(plan: &Plan, what: String) -> io::Error {
     io::Error::other(format!("chat at {}: {what}", plan.servers()))
@@ -375,10 +316,10 @@ fn set_up(
     plan: &Plan,
     poll: &mut mio::Poll,
     events: &mut mio::Events,
+    rbuf: &mut [u8],
     book: &mut Book,
 ) -> io::Result<Vec<Option<Client>>> {
     let n = plan.conns;
-    let capacity = (2 * (plan.size + 64)).max(4096);
     let mut clients: Vec<Option<Client>> = Vec::with_capacity(n);
     let deadline = Instant::now() + CHAT_SETUP_TIMEOUT;
     let mut welcomed = 0;
@@ -390,7 +331,7 @@ fn set_up(
         for &i in &ready {
             let Some(Client {
                 stream,
-                inbox,
+                lines,
                 guest,
                 joins_seen,
                 knows_all,
@@ -402,17 +343,20 @@ fn set_up(
             let mut bad_line: Option<String> = None;
             let mut ask_again = false;
             let ours = &book.by_guest;
-            let state = inbox.read_from(stream, |line| {
+            // Setup is not timed: read on to `WouldBlock` whatever the event
+            // said (read_closed).
+            let state = read_lines(stream, rbuf, lines, true, |line| {
                 let Some(line) = line else { return };
+                let who_lobby = wire::who(line).filter(|(room, _)| *room == b"lobby");
                 match *guest {
                     None => match welcome_nick(line).and_then(guest_number) {
                         Some(g) => *guest = Some(g),
                         None => bad_line = Some(String::from_utf8_lossy(line).into_owned()),
                     },
-                    Some(_) if line.starts_with(WHO_LOBBY) => {
-                        let listed = line[WHO_LOBBY.len()..]
-                            .split(|&b| b == b',')
-                            .filter_map(|nick| guest_number(nick.trim_ascii()))
+                    Some(_) if who_lobby.is_some() => {
+                        let (_, nicks) = who_lobby.expect("an answer to /who");
+                        let listed = nicks
+                            .filter_map(guest_number)
                             .filter(|g| ours.contains_key(g))
                             .count();
                         *knows_all = listed == n;
@@ -435,9 +379,9 @@ fn set_up(
                 ));
             }
             match state {
-                Ok(Inbox::Drained) => {}
+                Ok(Drained::Empty) => {}
                 // Before the welcome, an error is the connect failing.
-                Err(e) if guest.is_none() => return Err(connect_error(plan.addr_for(i), e)),
+                Err(e) if guest.is_none() => return Err(cannot_connect(plan.addr_for(i), e)),
                 _ => {
                     return Err(setup_error(
                         plan,
@@ -461,16 +405,12 @@ fn set_up(
         // arrived made room, and no event would come to make it later.
         while clients.len() < n && clients.len() - welcomed < CHAT_UNWELCOMED_MAX {
             let addr = plan.addr_for(clients.len());
-            let mut stream = TcpStream::connect(addr).map_err(|e| connect_error(addr, e))?;
-            poll.registry().register(
-                &mut stream,
-                Token(clients.len()),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            let stream = connect_nonblocking(poll.registry(), addr, Token(clients.len()))
+                .map_err(|e| cannot_connect(addr, e))?;
             stream.set_nodelay(true)?;
             clients.push(Some(Client {
                 stream,
-                inbox: LineBuf::new(capacity),
+                lines: LineFramer::new(max_line_for(plan.size)).preallocated(),
                 guest: None,
                 joins_seen: 0,
                 asked_who: false,
@@ -522,7 +462,7 @@ fn set_up(
                 ),
             ));
         }
-        poll_once(poll, events, deadline - now)?;
+        poll_once(poll, events, Some(deadline - now))?;
         ready.clear();
         ready.extend(events.iter().map(|e| e.token().0));
     }
@@ -535,7 +475,8 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
     let (mut poll, mut events) = new_poll()?;
     let senders = plan.conns.min(CHAT_MAX_SENDERS);
     let mut book = Book::new(plan.conns, senders, plan.size, plan.pipeline);
-    let mut clients = set_up(plan, &mut poll, &mut events, &mut book)?;
+    let mut rbuf = vec![0u8; READ_BUF_SIZE];
+    let mut clients = set_up(plan, &mut poll, &mut events, &mut rbuf, &mut book)?;
     let mut tally = Tally::for_plan(plan);
     let mut progress = Progress::new("bench chat", plan);
     let mut schedule = Schedule::new(plan.duration, DRAIN_TIMEOUT);
@@ -559,30 +500,34 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         }
         progress.update(now, now - schedule.start, &tally);
         let timeout = schedule.poll_timeout(now, &progress, None);
-        poll_once(&mut poll, &mut events, timeout)?;
+        poll_once(&mut poll, &mut events, Some(timeout))?;
         let turn = Turn::now(&clock, &schedule);
         for event in events.iter() {
             let r = event.token().0;
             let Some(client) = clients[r].as_mut() else {
                 continue;
             };
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            if readable {
+            let ready = readiness_of(event);
+            if ready.readable || ready.read_closed {
                 let book_ref = &mut book;
                 let tally_ref = &mut tally;
-                let state = client
-                    .inbox
-                    .read_from(&mut client.stream, |line| match line {
+                let state = read_lines(
+                    &mut client.stream,
+                    &mut rbuf,
+                    &mut client.lines,
+                    ready.read_closed,
+                    |line| match line {
                         Some(line) => book_ref.on_line(r, line, &turn, tally_ref),
                         None => tally_ref.ignored += 1,
-                    });
-                if !matches!(state, Ok(Inbox::Drained)) {
+                    },
+                );
+                if !matches!(state, Ok(Drained::Empty)) {
                     drop_client(&mut clients, &mut book, r, &mut tally);
                     continue;
                 }
             }
             if let Some(s) = book.sender_of[r] {
-                if event.is_writable() {
+                if ready.writable {
                     book.senders[s].out.unblock();
                 }
                 if !book.is_woken[s] {
@@ -644,13 +589,18 @@ mod tests {
     }
 
     #[test]
-    fn line_buf_splits_lines_across_reads_and_skips_overlong_ones() {
-        let mut lb = LineBuf::new(8);
+    fn lines_split_across_reads_overlong_ones_are_skipped_and_a_short_last_read_sees_the_end() {
+        let mut lines = LineFramer::new(8).preallocated();
         let mut got: Vec<Option<Vec<u8>>> = Vec::new();
-        let data = b"ab\ncd\nthis-is-too-long\nok\npart";
+        let data = b"ab\ncd\nthis-is-too-long\nok\npartial"; // 33 bytes: the last read is short
         let mut src = Cursor::new(&data[..]);
-        let state = lb.read_from(&mut src, |l| got.push(l.map(<[u8]>::to_vec)));
-        assert_eq!(state.unwrap(), Inbox::Closed); // a Cursor ends: EOF
+        let mut rbuf = [0u8; 5]; // lines fall across reads
+                                 // The last read is short: only with the FIN flagged does the drain
+                                 // go on to see the end of the stream.
+        let state = read_lines(&mut src, &mut rbuf, &mut lines, true, |l| {
+            got.push(l.map(<[u8]>::to_vec))
+        });
+        assert_eq!(state.unwrap(), Drained::Eof); // a Cursor ends: EOF
         assert_eq!(
             got,
             [

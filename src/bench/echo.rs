@@ -17,9 +17,11 @@ use mio::net::TcpStream;
 use super::payload::Format;
 use super::report::{Progress, Tally};
 use super::tcp::{connect_all, OutStream};
-use super::{new_poll, poll_once, Clock, Plan, Schedule, Turn, DRAIN_TIMEOUT};
+use super::{new_poll, Clock, Plan, Schedule, Turn, DRAIN_TIMEOUT};
 use crate::config::READ_BUF_SIZE;
-use crate::net::{read_once, ReadOutcome};
+use crate::net::mio::readiness_of;
+use crate::net::toolkit::{drain, poll_once, Drained};
+use crate::net::Readiness;
 
 /// One connection's closed loop: what it sent and when, and how far the
 /// replies have come.
@@ -144,8 +146,7 @@ impl Fleet {
     fn serve(
         &mut self,
         i: usize,
-        readable: bool,
-        writable: bool,
+        ready: Readiness,
         rbuf: &mut [u8],
         turn: &Turn,
         tally: &mut Tally,
@@ -154,7 +155,7 @@ impl Fleet {
             return;
         };
         let before = conn.flow.in_flight();
-        let open = conn.serve(readable, writable, rbuf, turn, tally);
+        let open = conn.serve(ready, rbuf, turn, tally);
         let after = conn.flow.in_flight();
         self.outstanding = self.outstanding + after - before;
         if !open {
@@ -169,32 +170,26 @@ impl Fleet {
 
 impl Conn {
     /// Returns false when the connection has ended.
-    fn serve(
-        &mut self,
-        readable: bool,
-        writable: bool,
-        rbuf: &mut [u8],
-        turn: &Turn,
-        tally: &mut Tally,
-    ) -> bool {
-        if readable {
-            loop {
-                match read_once(&mut self.stream, rbuf) {
-                    Ok(ReadOutcome::Data(n)) => {
-                        self.flow.on_reply(&rbuf[..n], turn.now, turn.now_ns, tally);
-                        // A read that did not fill the buffer emptied the
-                        // socket: any byte arriving later raises a new edge,
-                        // so the read that would say WouldBlock is skipped.
-                        if n < rbuf.len() {
-                            break;
-                        }
-                    }
-                    Ok(ReadOutcome::WouldBlock) => break,
-                    Ok(ReadOutcome::Eof) | Err(_) => return false,
-                }
+    fn serve(&mut self, ready: Readiness, rbuf: &mut [u8], turn: &Turn, tally: &mut Tally) -> bool {
+        if ready.readable || ready.read_closed {
+            // No budget: a closed loop has at most its window of replies in
+            // flight, so the reads end by themselves.
+            let flow = &mut self.flow;
+            let drained = drain(
+                &mut self.stream,
+                rbuf,
+                usize::MAX,
+                ready.read_closed,
+                |reply| {
+                    flow.on_reply(reply, turn.now, turn.now_ns, tally);
+                    true
+                },
+            );
+            if matches!(drained, Ok(Drained::Eof) | Err(_)) {
+                return false;
             }
         }
-        if writable {
+        if ready.writable {
             self.flow.unblock();
         }
         self.flow
@@ -231,7 +226,12 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
     // readiness events drive the loop.
     let turn = Turn::now(&clock, &schedule);
     for i in 0..plan.conns {
-        fleet.serve(i, false, true, &mut rbuf, &turn, &mut tally);
+        let may_write = Readiness {
+            readable: false,
+            writable: true,
+            read_closed: false,
+        };
+        fleet.serve(i, may_write, &mut rbuf, &turn, &mut tally);
     }
     loop {
         let now = Instant::now();
@@ -244,13 +244,11 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         }
         progress.update(now, now - schedule.start, &tally);
         let timeout = schedule.poll_timeout(now, &progress, None);
-        poll_once(&mut poll, &mut events, timeout)?;
+        poll_once(&mut poll, &mut events, Some(timeout))?;
         let turn = Turn::now(&clock, &schedule);
         for event in events.iter() {
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            let writable = event.is_writable();
             let i = event.token().0;
-            fleet.serve(i, readable, writable, &mut rbuf, &turn, &mut tally);
+            fleet.serve(i, readiness_of(event), &mut rbuf, &turn, &mut tally);
         }
     }
     // Whatever is still unanswered after the drain is lost.

@@ -11,14 +11,18 @@
 //! server never looks good.
 //!
 //! A run has three phases: connect (not timed; bounded by
-//! [`CONNECT_TIMEOUT`], and for chat by [`CHAT_SETUP_TIMEOUT`] to let the join
-//! notices settle), load (`--duration` seconds), and drain: at the deadline no
+//! [`CONNECT_TIMEOUT`](crate::net::toolkit::CONNECT_TIMEOUT), and for chat
+//! by [`CHAT_SETUP_TIMEOUT`] to let the join notices settle), load
+//! (`--duration` seconds), and drain: at the deadline no
 //! new message starts, and the bench waits at most [`DRAIN_TIMEOUT`] (UDP:
 //! [`UDP_LOSS_TIMEOUT`]) for the answers still in flight before it reports.
 //! So the tool always stops by itself.
 //!
 //! - [`payload`]: the wire formats and the byte-for-byte check.
-//! - [`tcp`]: non-blocking connects and the output side every TCP driver shares.
+//! - [`tcp`]: opening many connections and the output side every TCP driver
+//!   shares. The socket routines themselves (connect and its check,
+//!   `poll_once`, the read loop, the fd limit) are the server's and the
+//!   clients' too, in [`crate::net::toolkit`].
 //! - [`echo`]: closed-loop TCP echo, `--pipeline` messages in flight per connection.
 //! - [`udp`]: datagrams in flight per socket, with a loss timeout.
 //! - [`chat`]: N clients in #lobby, senders with a window of lines, every
@@ -39,11 +43,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll};
 
 use crate::config;
-use crate::net::interrupted;
+use crate::net::toolkit::{raise_fd_limit, BENCH_FD_RESERVE};
 use report::{Progress, Report, Tally};
 
-/// How long all connections together may take to be established.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Non-blocking connects in progress at once: half the listen backlog most
 /// servers use (128, mio's and std's default). A connect storm past a full
 /// backlog costs SYN retransmits (a second and more each), so the bench opens
@@ -69,9 +71,6 @@ pub const CHAT_MAX_SIZE: usize = 65_536;
 /// Largest `--pipeline`: each connection keeps one timestamp per message in
 /// flight.
 pub const MAX_PIPELINE: usize = 4096;
-/// File descriptors needed beyond one per connection (stdio, the poll
-/// instance, whatever the runtime opened).
-pub const FD_RESERVE: usize = 16;
 /// Readiness events taken from one poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -312,8 +311,8 @@ pub fn run(options: &BenchOptions) -> io::Result<()> {
 /// Raise the soft limit on open files as far as `conns` needs (up to the hard
 /// limit) and fail clearly, before opening anything, if that is not enough.
 fn ensure_fd_limit(conns: usize) -> io::Result<()> {
-    let needed = (conns + FD_RESERVE) as u64;
-    let got = rlimit::increase_nofile_limit(needed)?;
+    let needed = (conns + BENCH_FD_RESERVE) as u64;
+    let got = raise_fd_limit(needed)?;
     if got < needed {
         return Err(io::Error::other(format!(
             "--conns {conns} needs about {needed} file descriptors, but the limit is {got} \
@@ -450,18 +449,6 @@ impl Schedule {
 /// A poll instance and its event list, sized once.
 pub fn new_poll() -> io::Result<(Poll, Events)> {
     Ok((Poll::new()?, Events::with_capacity(EVENTS_CAPACITY)))
-}
-
-/// One `poll`, treating `EINTR` as an empty wake-up.
-pub fn poll_once(poll: &mut Poll, events: &mut Events, timeout: Duration) -> io::Result<()> {
-    match poll.poll(events, Some(timeout)) {
-        Ok(()) => Ok(()),
-        Err(e) if interrupted(&e) => {
-            events.clear();
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -13,15 +13,20 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use super::payload::Format;
-use super::{poll_once, CONNECTS_IN_FLIGHT, CONNECT_TIMEOUT};
+use super::CONNECTS_IN_FLIGHT;
+use crate::net::toolkit::{
+    connect_error, connect_nonblocking, connect_result, poll_once, CONNECT_TIMEOUT,
+};
 use crate::net::{write_once, WriteOutcome};
 
-/// An error that says which address it was about.
-pub fn connect_error(addr: SocketAddr, err: io::Error) -> io::Error {
-    io::Error::new(err.kind(), format!("cannot connect to {addr}: {err}"))
+/// A failed connect in the bench's words, "cannot connect to ADDR: WHY" (the
+/// clients say "connect to ADDR: WHY", [`connect_error`]).
+pub fn cannot_connect(addr: SocketAddr, err: io::Error) -> io::Error {
+    let err = connect_error(addr, err);
+    io::Error::new(err.kind(), format!("cannot {err}"))
 }
 
 /// Open `n` connections to `addr`, registered with tokens `0..n` for
@@ -31,8 +36,8 @@ pub fn connect_error(addr: SocketAddr, err: io::Error) -> io::Error {
 /// first failure is returned naming the address.
 ///
 /// A non-blocking connect returns before the connection exists: it is done
-/// when the socket turns writable, and then `take_error` says whether it
-/// failed and `peer_addr` whether it is really up (a wake-up can be spurious).
+/// when the socket turns writable, and then [`connect_result`] says whether
+/// it failed or is really up (a wake-up can be spurious).
 ///
 /// Readiness events that arrive for an established connection while others
 /// are still connecting are consumed here; the caller must try one read on
@@ -50,12 +55,9 @@ pub fn connect_all(
     let mut done = 0;
     while done < n {
         while streams.len() < n && streams.len() - done < CONNECTS_IN_FLIGHT {
-            let mut stream = TcpStream::connect(addr).map_err(|e| connect_error(addr, e))?;
-            poll.registry().register(
-                &mut stream,
-                Token(streams.len()),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            let token = Token(streams.len());
+            let stream = connect_nonblocking(poll.registry(), addr, token)
+                .map_err(|e| cannot_connect(addr, e))?;
             streams.push(stream);
         }
         let now = Instant::now();
@@ -68,24 +70,20 @@ pub fn connect_all(
                 ),
             ));
         }
-        poll_once(poll, events, deadline - now)?;
+        poll_once(poll, events, Some(deadline - now))?;
         for event in events.iter() {
             let i = event.token().0;
             if up[i] {
                 continue;
             }
             let stream = &streams[i];
-            if let Some(err) = stream.take_error()? {
-                return Err(connect_error(addr, err));
-            }
-            match stream.peer_addr() {
-                Ok(_) => {
-                    stream.set_nodelay(true)?;
-                    up[i] = true;
-                    done += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                Err(e) => return Err(connect_error(addr, e)),
+            if connect_result(stream)
+                .map_err(|e| cannot_connect(addr, e))?
+                .is_some()
+            {
+                stream.set_nodelay(true)?;
+                up[i] = true;
+                done += 1;
             }
         }
     }
@@ -214,34 +212,13 @@ impl OutStream {
 mod tests {
     use super::*;
 
-    /// A writer that takes at most `room` bytes, then says WouldBlock.
-    struct Throttled {
-        taken: Vec<u8>,
-        room: usize,
-    }
-    impl Write for Throttled {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let n = b.len().min(self.room);
-            self.room -= n;
-            self.taken.extend_from_slice(&b[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::net::fake::ThrottledWriter;
 
     #[test]
     fn produces_whole_messages_across_partial_writes() {
         let f = Format::Binary { size: 100 };
         let mut out = OutStream::new(64);
-        let mut w = Throttled {
-            taken: Vec::new(),
-            room: 30,
-        };
+        let mut w = ThrottledWriter::new(30, usize::MAX);
         let mut begun = Vec::new();
         let mut begin = |seq: u64| (seq < 3).then(|| begun.push(seq)).map(|_| seq * 10);
         out.pump(&mut w, &f, &mut begin).unwrap();

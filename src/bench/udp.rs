@@ -26,8 +26,9 @@ use mio::{Interest, Token};
 
 use super::payload::{binary_seq, Format};
 use super::report::{Progress, Tally};
-use super::{new_poll, poll_once, Clock, Plan, Schedule, Turn, UDP_LOSS_TIMEOUT};
+use super::{new_poll, Clock, Plan, Schedule, Turn, UDP_LOSS_TIMEOUT};
 use crate::config::READ_BUF_SIZE;
+use crate::net::toolkit::poll_once;
 use crate::net::{interrupted, would_block};
 
 /// How often in-flight datagrams are checked against the loss timeout. A
@@ -293,7 +294,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         let mut socket = UdpSocket::bind(local_for(plan.addr))?;
         socket
             .connect(plan.addr)
-            .map_err(|e| super::tcp::connect_error(plan.addr, e))?;
+            .map_err(|e| super::tcp::cannot_connect(plan.addr, e))?;
         poll.registry().register(
             &mut socket,
             Token(i),
@@ -344,7 +345,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         }
         progress.update(now, now - schedule.start, &tally);
         let timeout = schedule.poll_timeout(now, &progress, Some(next_scan));
-        poll_once(&mut poll, &mut events, timeout)?;
+        poll_once(&mut poll, &mut events, Some(timeout))?;
         let turn = Turn::now(&clock, &schedule);
         for event in events.iter() {
             let readable = event.is_readable() || event.is_error();

@@ -42,15 +42,13 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::lines::{ByeWatcher, LineSplitter};
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{
-    Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
-};
-use crate::config::READ_BUF_SIZE;
-use crate::net::{self, ReadOutcome};
+use super::{Deadline, Done, Outbox, Typed, Typing, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
+use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
 use crate::protocol::chat::wire;
+use crate::protocol::line::LineFramer;
 
 /// The token of the connection to the server.
 pub const SOCKET: Token = Token(0);
@@ -95,12 +93,10 @@ pub fn run(args: &ChatOptions) -> io::Result<()> {
     }
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(16);
-    let (mut stream, server) = super::connect(&args.addr)?;
-    poll.registry()
-        .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+    let (stream, server) = super::connect(&args.addr, poll.registry(), SOCKET)?;
     let mut chat = Chat::new(stream, server, args.nick.as_deref());
     loop {
-        super::poll_once(&mut poll, &mut events, chat.poll_timeout())?;
+        poll_once(&mut poll, &mut events, chat.poll_timeout())?;
         for event in events.iter() {
             chat.note(event);
         }
@@ -121,12 +117,13 @@ struct Chat {
     /// The socket may have bytes for us (an event said so, or the last turn
     /// stopped at its budget).
     socket_readable: bool,
-    /// `None` before the connection exists and after stdin ended.
-    stdin: Option<Stdin>,
-    /// stdin may have bytes for us.
-    stdin_ready: bool,
+    /// stdin, once connected, and the watch for a typed `bye`, which ends
+    /// the client even against a server that does not close on it.
+    typing: Typing,
     outbox: Outbox,
-    received: LineSplitter,
+    /// Splits received bytes into lines; a line longer than
+    /// [`MAX_RECEIVED_LINE`] comes out in pieces.
+    received: LineFramer,
     read_buf: Vec<u8>,
     /// Lines to print, gathered so that one read becomes one write to stdout.
     to_print: Vec<u8>,
@@ -136,9 +133,6 @@ struct Chat {
     _terminal: Option<TerminalGuard>,
     /// Whether the first received line was looked at (for the welcome).
     greeted: bool,
-    /// Watches typed lines for `bye`, which ends the client even against a
-    /// server that does not close on it.
-    typed: ByeWatcher,
     /// The line that started [`ChatPhase::Quitting`]: `/quit` or `bye`.
     quit_line: &'static str,
 }
@@ -157,16 +151,14 @@ impl Chat {
             deadline: Deadline::after(CONNECT_TIMEOUT),
             interest: Interest::READABLE | Interest::WRITABLE,
             socket_readable: false,
-            stdin: None,
-            stdin_ready: false,
+            typing: Typing::default(),
             outbox,
-            received: LineSplitter::new(MAX_RECEIVED_LINE),
+            received: LineFramer::splitting(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
             output: Output::Plain,
             _terminal: None,
             greeted: false,
-            typed: ByeWatcher::new(),
             quit_line: "/quit",
         }
     }
@@ -201,7 +193,7 @@ impl Chat {
             SOCKET if event.is_readable() || event.is_read_closed() || event.is_error() => {
                 self.socket_readable = true;
             }
-            STDIN => self.stdin_ready = true,
+            STDIN => self.typing.note_ready(),
             _ => {}
         }
     }
@@ -209,7 +201,7 @@ impl Chat {
     /// Poll at once while a source still has input left over from a turn cut
     /// short by its budget; otherwise wait for events or the deadline.
     fn poll_timeout(&self) -> Option<std::time::Duration> {
-        let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
+        let stdin_pending = self.typing.pending(&self.outbox);
         if self.phase != ChatPhase::Connecting && (self.socket_readable || stdin_pending) {
             Some(std::time::Duration::ZERO)
         } else {
@@ -224,7 +216,7 @@ impl Chat {
                 return Err(super::connect_timeout_error(self.server, CONNECT_TIMEOUT));
             }
             // Any event on the socket may be the end of the connect.
-            match super::connect_result(&self.stream, self.server)? {
+            match super::connected_peer(&self.stream, self.server)? {
                 None => return Ok(Done::No),
                 Some(peer) => self.connected(peer, registry)?,
             }
@@ -262,117 +254,103 @@ impl Chat {
         self.phase = ChatPhase::Chatting;
         self.deadline = Deadline::never();
         let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
-        self.stdin = Some(stdin);
+        self.typing.start(stdin);
         self.output = output;
         self._terminal = guard;
-        // stdin may already hold input; a directly polled pipe reports that
-        // with an event, a helper thread with a wake-up, but trying costs
-        // one read and saves a turn.
-        self.stdin_ready = true;
+        // The server may have spoken already; trying costs a read.
         self.socket_readable = true;
         Ok(())
     }
 
     /// Read and print, up to the budget. `Done::Yes` when the server closed.
     fn read_socket(&mut self) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
-        let mut done = Done::No;
-        while budget > 0 {
-            match net::read_once(&mut self.stream, &mut self.read_buf) {
-                Ok(ReadOutcome::Data(n)) => {
-                    budget = budget.saturating_sub(n);
-                    let (to_print, greeted) = (&mut self.to_print, &mut self.greeted);
-                    let mut stranger = None;
-                    self.received.push(&self.read_buf[..n], |line| {
-                        if !*greeted {
-                            *greeted = true;
-                            // Not a sockloop welcome: we are talking to
-                            // something else (the echo port, say).
-                            if !wire::is_welcome(line) {
-                                stranger = Some(super::lines::printable(line).into_owned());
-                            }
+        let (to_print, greeted, received) =
+            (&mut self.to_print, &mut self.greeted, &mut self.received);
+        let mut stranger = None;
+        // The client keeps no FIN flag from its events: it reads on until
+        // `WouldBlock` (read_closed), one read more per wake-up.
+        let drained = drain(
+            &mut self.stream,
+            &mut self.read_buf,
+            CLIENT_READ_BUDGET_PER_TURN,
+            true,
+            |data| {
+                received.push_lines(data, |line| {
+                    if !*greeted {
+                        *greeted = true;
+                        // Not a sockloop welcome: we are talking to
+                        // something else (the echo port, say).
+                        if !wire::is_welcome(line) {
+                            stranger = Some(super::lines::printable(line).into_owned());
                         }
-                        super::add_line(to_print, line)
-                    });
-                    if let Some(first) = stranger {
-                        self.output.print(&mut self.to_print)?;
-                        let warning = format!(
-                            "warning: {} does not greet like a sockloop chat server \
-                             (its first line is {first:?}); is it the chat port? \
-                             A line bye still ends this client.",
-                            self.server
-                        );
-                        self.warn(&warning)?;
                     }
+                    super::add_line(to_print, line)
+                });
+                // Stop to warn right after the lines that gave it away; the
+                // rest is read next turn.
+                stranger.is_none()
+            },
+        );
+        match drained {
+            Ok(Drained::Empty) => self.socket_readable = false,
+            Ok(Drained::BudgetSpent | Drained::Stopped) => {}
+            Ok(Drained::Eof) => {
+                log::debug!("chat: {} closed the connection", self.server);
+                let to_print = &mut self.to_print;
+                self.received
+                    .finish_lines(|line| super::add_line(to_print, line));
+                // The lines of the last turn wait for [`Chat::finish`].
+                return Ok(Done::Yes);
+            }
+            Err(e) => {
+                let outcome = self.lost(e);
+                if outcome.is_err() {
+                    self.output.print(&mut self.to_print)?;
                 }
-                Ok(ReadOutcome::WouldBlock) => {
-                    self.socket_readable = false;
-                    break;
-                }
-                Ok(ReadOutcome::Eof) => {
-                    log::debug!("chat: {} closed the connection", self.server);
-                    let to_print = &mut self.to_print;
-                    self.received.finish(|line| super::add_line(to_print, line));
-                    done = Done::Yes;
-                    break;
-                }
-                Err(e) => {
-                    let outcome = self.lost(e);
-                    if outcome.is_err() {
-                        self.output.print(&mut self.to_print)?;
-                    }
-                    return outcome;
-                }
+                return outcome;
             }
         }
-        // The lines of the last turn wait for [`Chat::finish`].
-        if done == Done::No {
+        if let Some(first) = stranger {
             self.output.print(&mut self.to_print)?;
+            let warning = format!(
+                "warning: {} does not greet like a sockloop chat server \
+                 (its first line is {first:?}); is it the chat port? \
+                 A line bye still ends this client.",
+                self.server
+            );
+            self.warn(&warning)?;
         }
-        Ok(done)
+        self.output.print(&mut self.to_print)?;
+        Ok(Done::No)
     }
 
     /// Move stdin into the outbox while there is room, flushing as we go so
     /// that room frees up, up to the budget. `Done::Yes` when the connection
     /// broke after `/quit`.
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
-        while self.stdin_ready && budget > 0 {
-            let Some(stdin) = &mut self.stdin else {
-                break;
-            };
-            let room = self.outbox.room().min(self.read_buf.len()).min(budget);
-            if room == 0 {
-                // Full: wait for WRITABLE to drain the outbox; stdin stays
-                // "ready" so the next turn resumes reading it.
-                break;
-            }
-            match stdin.read(&mut self.read_buf[..room])? {
-                ReadOutcome::Data(n) => {
-                    budget -= n;
-                    let typed = &self.read_buf[..n];
-                    match self.typed.scan(typed) {
-                        Some(through_bye) => {
-                            // A sockloop server closes on `bye`; anything
-                            // else gets CLOSE_WAIT to do so, then we close.
-                            self.outbox.push(&typed[..through_bye]);
-                            log::debug!("chat: bye typed");
-                            self.quit(registry, "bye");
-                        }
-                        None => self.outbox.push(typed),
-                    }
-                    if let Err(e) = self.outbox.flush(&mut self.stream) {
-                        return self.lost(e);
-                    }
-                }
-                ReadOutcome::WouldBlock => self.stdin_ready = false,
-                ReadOutcome::Eof => {
-                    log::debug!("chat: end of stdin; sending /quit");
-                    self.outbox.finish_line();
-                    self.outbox.push(b"/quit\n");
-                    self.quit(registry, "/quit");
+        let stream = &mut self.stream;
+        let typed = self
+            .typing
+            .move_into(&mut self.outbox, &mut self.read_buf, |outbox| {
+                outbox.flush(stream)
+            })?;
+        match typed {
+            Typed::More => {}
+            Typed::Bye => {
+                // A sockloop server closes on `bye`; anything else gets
+                // CLOSE_WAIT to do so, then we close.
+                log::debug!("chat: bye typed");
+                self.quit(registry, "bye");
+                if let Err(e) = self.outbox.flush(&mut self.stream) {
+                    return self.lost(e);
                 }
             }
+            Typed::End => {
+                log::debug!("chat: end of stdin; sending /quit");
+                self.outbox.push(b"/quit\n");
+                self.quit(registry, "/quit");
+            }
+            Typed::SendFailed(e) => return self.lost(e),
         }
         Ok(Done::No)
     }
@@ -380,10 +358,7 @@ impl Chat {
     /// The last line (`/quit` or `bye`) is queued: stop reading stdin and
     /// wait, at most [`CLOSE_WAIT`], for the server to close.
     fn quit(&mut self, registry: &Registry, line: &'static str) {
-        if let Some(stdin) = self.stdin.take() {
-            stdin.close(registry);
-        }
-        self.stdin_ready = false;
+        self.typing.stop(registry);
         self.quit_line = line;
         self.phase = ChatPhase::Quitting;
         self.deadline = Deadline::after(CLOSE_WAIT);

@@ -1,10 +1,9 @@
-//! Lines for the clients, sans-IO: received bytes in any chunking become
-//! whole lines to print, and typed bytes are watched for a `bye` line.
+//! Lines for the clients, sans-IO: received lines made safe to print, and
+//! typed bytes watched for a `bye` line. (Splitting received bytes into lines
+//! is the server's own [`LineFramer`](crate::protocol::line::LineFramer), in
+//! its splitting mode: a line longer than the client's limit comes out in
+//! pieces, so nothing received is dropped and memory stays bounded.)
 //!
-//! - [`LineSplitter`] keeps the unfinished tail of what was received and hands
-//!   out complete lines (LF removed, and a CR before it). Its memory is
-//!   bounded: a line longer than its limit comes out in pieces of the limit's
-//!   size, so nothing received is ever dropped.
 //! - [`printable`] makes a received line safe for a terminal: invalid UTF-8
 //!   and control characters (other than TAB) become U+FFFD, so a peer cannot
 //!   drive our terminal with escape sequences. The chat server already does
@@ -15,71 +14,6 @@
 //!   than the first few bytes of the current line.
 
 use std::borrow::Cow;
-
-/// Splits a received byte stream into lines of at most `max` bytes.
-#[derive(Debug)]
-pub struct LineSplitter {
-    max: usize,
-    partial: Vec<u8>,
-}
-
-impl LineSplitter {
-    /// A splitter that keeps at most `max` bytes of an unfinished line.
-    pub fn new(max: usize) -> LineSplitter {
-        assert!(max > 0, "a line limit of 0 makes no progress");
-        LineSplitter {
-            max,
-            partial: Vec::new(),
-        }
-    }
-
-    /// Feed received bytes; `on_line` gets each complete line (without LF,
-    /// and without a CR before the LF), oldest first. A line that reaches the
-    /// limit without an LF is handed out in pieces of `max` bytes.
-    pub fn push(&mut self, mut data: &[u8], mut on_line: impl FnMut(&[u8])) {
-        while !data.is_empty() {
-            if self.partial.len() == self.max {
-                // A full piece waits for one more byte: an LF makes it a whole
-                // line (whose CR, if any, is dropped), anything else a piece.
-                if data[0] == b'\n' {
-                    data = &data[1..];
-                    on_line(strip_cr(&self.partial));
-                } else {
-                    on_line(&self.partial);
-                }
-                self.partial.clear();
-                continue;
-            }
-            let lf = data.iter().position(|&b| b == b'\n');
-            match lf {
-                Some(i) if self.partial.is_empty() && i <= self.max => {
-                    // The common case: the whole line is in `data`; no copy.
-                    on_line(strip_cr(&data[..i]));
-                    data = &data[i + 1..];
-                }
-                _ => {
-                    let end = lf.unwrap_or(data.len());
-                    let take = end.min(self.max - self.partial.len());
-                    self.partial.extend_from_slice(&data[..take]);
-                    data = &data[take..];
-                    if lf == Some(take) {
-                        data = &data[1..];
-                        on_line(strip_cr(&self.partial));
-                        self.partial.clear();
-                    }
-                }
-            }
-        }
-    }
-
-    /// The stream ended: hand out an unfinished last line, if any.
-    pub fn finish(&mut self, mut on_line: impl FnMut(&[u8])) {
-        if !self.partial.is_empty() {
-            on_line(strip_cr(&self.partial));
-            self.partial.clear();
-        }
-    }
-}
 
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -142,31 +76,6 @@ impl ByeWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn split_all(max: usize, chunks: &[&[u8]]) -> Vec<Vec<u8>> {
-        let mut s = LineSplitter::new(max);
-        let mut out = Vec::new();
-        for c in chunks {
-            s.push(c, |l| out.push(l.to_vec()));
-        }
-        s.finish(|l| out.push(l.to_vec()));
-        out
-    }
-
-    #[test]
-    fn lines_across_chunks_with_crlf() {
-        let got = split_all(100, &[b"he", b"llo\r\nwor", b"ld\n", b"\n", b"tail"]);
-        assert_eq!(got, [&b"hello"[..], b"world", b"", b"tail"]);
-    }
-
-    #[test]
-    fn a_long_line_comes_out_in_pieces_and_nothing_is_lost() {
-        let got = split_all(4, &[b"abcdefghij\nxy\n"]);
-        assert_eq!(got, [&b"abcd"[..], b"efgh", b"ij", b"xy"]);
-        let got = split_all(4, &[b"ab", b"cdef", b"\n"]);
-        assert_eq!(got, [&b"abcd"[..], b"ef"]);
-    }
 
     #[test]
     fn printable_replaces_control_characters_but_not_tab() {
@@ -186,32 +95,5 @@ mod tests {
         assert_eq!(w.scan(b"\r\nafter\n"), Some(2));
         let mut w = ByeWatcher::new();
         assert_eq!(w.scan(b"hi\nbye\nnot sent\n"), Some(7));
-    }
-
-    proptest! {
-        /// Whatever the chunking, the lines are the same as splitting the
-        /// whole stream at once, and every line respects the limit.
-        #[test]
-        fn chunking_does_not_matter(
-            data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..300),
-            cuts in proptest::collection::vec(0usize..300, 0..10),
-            max in 1usize..20,
-        ) {
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut at = 0;
-            for c in cuts {
-                chunks.push(&data[at..c]);
-                at = c;
-            }
-            chunks.push(&data[at..]);
-            let chunked = split_all(max, &chunks);
-            let whole = split_all(max, &[&data]);
-            prop_assert_eq!(&chunked, &whole);
-            for line in &chunked {
-                prop_assert!(line.len() <= max);
-            }
-        }
     }
 }

@@ -5,15 +5,21 @@
 //! readiness, and reacts; none of them ever blocks on a socket. What they
 //! share lives here and in the helper modules:
 //!
-//! - [`connect`](fn@connect) and [`connect_result`]: a non-blocking TCP connect
-//!   done right (register, wait for an event, `take_error()`, then
-//!   `peer_addr()`), with errors that name the address.
+//! - [`connect`](fn@connect): resolve the address and start a non-blocking
+//!   TCP connect. The connect itself, its check after an event
+//!   (`take_error()`, then `peer_addr()`), `poll_once` and the read loop
+//!   [`drain`](crate::net::toolkit::drain) come from
+//!   [`crate::net::toolkit`], which the server and the load generator use
+//!   too.
 //! - [`Outbox`]: the bounded queue of bytes waiting for the socket, written
-//!   with the same `write_once` helper as the server.
+//!   with the same `write_once` helper as the server; `Typing` fills it from
+//!   stdin for `chat` and `talk` and watches for a typed `bye`.
 //! - [`stdin`]: stdin as a mio source, whatever stdin is (terminal, pipe,
 //!   regular file, `/dev/null`).
-//! - [`lines`]: splitting received bytes into lines and making them safe to
-//!   print on a terminal.
+//! - [`lines`]: making received lines safe to print on a terminal, and the
+//!   `bye` watch. Received bytes are split into lines by the server's own
+//!   [`LineFramer`](crate::protocol::line::LineFramer), in its splitting
+//!   mode.
 //! - [`terminal`]: in a terminal, `chat` and `talk` keep an input line with
 //!   editing and history (a line editor on a helper thread) and print
 //!   received lines above it; with pipes and files, stdout is exactly the
@@ -28,7 +34,8 @@
 //! `/quit` or `bye` line): while it is full, the client simply stops reading
 //! stdin, so a peer that never reads stalls the typist instead of growing the
 //! client. Received bytes are printed as soon as a line is complete; a partial
-//! line is kept up to [`MAX_RECEIVED_LINE`] bytes and then printed in pieces.
+//! line is kept up to [`MAX_RECEIVED_LINE`] bytes (plus a CR that may precede
+//! its LF) and a longer line is printed in pieces of that size.
 //! Writing to stdout blocks: when whoever reads our stdout stops reading, the
 //! loop stops too, the kernel's socket buffers fill, and the server (or peer)
 //! sees a slow reader, which is the honest outcome.
@@ -38,9 +45,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use mio::{Registry, Token};
 
 use crate::buffer::{BufferPool, ByteQueue};
-use crate::net::{self, WriteOutcome};
+use crate::config::CLIENT_READ_BUDGET_PER_TURN;
+use crate::net::{self, toolkit, ReadOutcome, WriteOutcome};
+use lines::ByeWatcher;
+use stdin::Stdin;
 
 pub mod chat;
 pub mod lines;
@@ -66,56 +77,37 @@ pub const OUTBOX_LIMIT: usize = 64 * 1024;
 /// this size, so that no byte is lost and memory stays bounded.
 pub const MAX_RECEIVED_LINE: usize = 64 * 1024;
 
-/// How long `chat` and `talk` wait for a TCP connection to be established.
-/// (`send` uses its `--timeout` instead.)
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long `chat` (after `/quit`) and `talk` (after `bye`) wait for the other
 /// side to close the connection before closing it themselves.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// Start a non-blocking TCP connect to `addr` (`host:port`).
+/// Resolve `addr` (`host:port`) and start a non-blocking TCP connect to it,
+/// registered under `token` (see [`toolkit::connect_nonblocking`]).
 ///
 /// Returns the stream and the resolved address. The connection does not exist
-/// yet: register the stream, and on its first event call [`connect_result`].
-pub fn connect(addr: &str) -> io::Result<(TcpStream, SocketAddr)> {
+/// yet: on each event until it does, ask [`toolkit::connect_result`].
+pub fn connect(
+    addr: &str,
+    registry: &Registry,
+    token: Token,
+) -> io::Result<(TcpStream, SocketAddr)> {
     let resolved = crate::config::resolve(addr)?;
-    let stream = TcpStream::connect(resolved).map_err(|e| connect_error(resolved, e))?;
+    let stream = toolkit::connect_nonblocking(registry, resolved, token)
+        .map_err(|e| toolkit::connect_error(resolved, e))?;
     Ok((stream, resolved))
 }
 
-/// After an event on a stream that is still connecting: has the connect
-/// finished?
-///
-/// `Ok(Some(peer))` once connected; `Ok(None)` when the event was spurious and
-/// the connect is still in progress (keep waiting); `Err` (naming `addr`) when
-/// it failed, e.g. "connect to 127.0.0.1:9: Connection refused".
-///
-/// The order matters (docs/pitfalls.md, "Non-blocking connect"): `take_error()` first, because a
-/// failed connect reports its reason there (`SO_ERROR`); then `peer_addr()`,
-/// which succeeds only on a connected socket.
-pub fn connect_result(stream: &TcpStream, addr: SocketAddr) -> io::Result<Option<SocketAddr>> {
-    if let Some(err) = stream.take_error().map_err(|e| connect_error(addr, e))? {
-        return Err(connect_error(addr, err));
-    }
-    match stream.peer_addr() {
-        Ok(peer) => Ok(Some(peer)),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(None),
-        Err(e) => Err(connect_error(addr, e)),
-    }
-}
-
-/// "connect to ADDR: WHY", keeping the error's kind.
-pub fn connect_error(addr: SocketAddr, err: io::Error) -> io::Error {
-    io::Error::new(err.kind(), format!("connect to {addr}: {err}"))
+/// After an event on the stream [`connect`](fn@connect) opened to `addr`:
+/// the peer once connected, `None` while still connecting, or the failure
+/// worded "connect to ADDR: WHY" (see [`toolkit::connect_result`]).
+pub fn connected_peer(stream: &TcpStream, addr: SocketAddr) -> io::Result<Option<SocketAddr>> {
+    toolkit::connect_result(stream).map_err(|e| toolkit::connect_error(addr, e))
 }
 
 /// "connect to ADDR: timed out after N s".
 pub fn connect_timeout_error(addr: SocketAddr, after: Duration) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("connect to {addr}: timed out after {}", show_secs(after)),
-    )
+    let why = format!("timed out after {}", show_secs(after));
+    toolkit::connect_error(addr, io::Error::new(io::ErrorKind::TimedOut, why))
 }
 
 /// A duration for a person: `2s`, `0.5s`.
@@ -153,27 +145,108 @@ impl Deadline {
     }
 }
 
-/// One `Poll::poll` that treats `EINTR` as "no events this time" (docs/pitfalls.md,
-/// "Signals in a poll loop"): the caller's loop then checks its deadline and polls again.
-/// `timeout` is `None` to wait for events only.
-pub fn poll_once(
-    poll: &mut mio::Poll,
-    events: &mut mio::Events,
-    timeout: Option<Duration>,
-) -> io::Result<()> {
-    match poll.poll(events, timeout) {
-        Err(e) if net::interrupted(&e) => {
-            events.clear();
-            Ok(())
-        }
-        other => other,
-    }
+/// What [`Typing::move_into`] found in what was typed.
+#[derive(Debug)]
+pub(crate) enum Typed {
+    /// Nothing that ends the conversation (stdin has no more for now, the
+    /// outbox is full, or the budget is spent).
+    More,
+    /// A line `bye`: it and what came before it are in the outbox, unsent;
+    /// nothing typed after it is.
+    Bye,
+    /// stdin ended; an unfinished last line got its LF.
+    End,
+    /// Sending what was typed failed (the peer is gone).
+    SendFailed(io::Error),
 }
 
-/// Bytes a client reads from one source (socket or stdin) in one turn of its
-/// loop before giving the other source a turn (docs/pitfalls.md, "Starvation and budgets"). A source
-/// with more to read makes the next poll return at once.
-pub const READ_BUDGET_PER_TURN: usize = 64 * 1024;
+/// The keyboard side of `chat` and `talk`: stdin as a mio source (once the
+/// connection is up), whether it may have bytes, and the watch for a `bye`
+/// line. What a `bye` or the end of stdin means is each client's own.
+#[derive(Debug, Default)]
+pub(crate) struct Typing {
+    /// `None` before the connection exists and after the conversation's
+    /// last line was queued.
+    stdin: Option<Stdin>,
+    /// stdin may have bytes for us.
+    ready: bool,
+    watcher: ByeWatcher,
+}
+
+impl Typing {
+    /// Read `stdin` from now on. It may already hold input; a directly
+    /// polled pipe reports that with an event, a helper thread with a
+    /// wake-up, but trying costs one read and saves a turn.
+    pub(crate) fn start(&mut self, stdin: Stdin) {
+        self.stdin = Some(stdin);
+        self.ready = true;
+    }
+
+    /// An event said stdin may have bytes.
+    pub(crate) fn note_ready(&mut self) {
+        self.ready = true;
+    }
+
+    /// Typed bytes may wait and the outbox has room for them: the next poll
+    /// must not sleep (a turn cut short by its budget, say).
+    pub(crate) fn pending(&self, outbox: &Outbox) -> bool {
+        self.ready && self.stdin.is_some() && outbox.room() > 0
+    }
+
+    /// The conversation's last line is queued: stop reading stdin for good.
+    pub(crate) fn stop(&mut self, registry: &Registry) {
+        if let Some(stdin) = self.stdin.take() {
+            stdin.close(registry);
+        }
+        self.ready = false;
+    }
+
+    /// Move typed bytes into the outbox while it has room, calling `send`
+    /// after each read so that room frees up, for at most
+    /// [`CLIENT_READ_BUDGET_PER_TURN`] bytes. Stays ready while the outbox
+    /// is full (the next turn resumes). Stops at a typed `bye` line or the
+    /// end of stdin, for the caller to end the conversation its own way; a
+    /// stdin error is returned.
+    pub(crate) fn move_into(
+        &mut self,
+        outbox: &mut Outbox,
+        buf: &mut [u8],
+        mut send: impl FnMut(&mut Outbox) -> io::Result<()>,
+    ) -> io::Result<Typed> {
+        let Some(stdin) = &mut self.stdin else {
+            return Ok(Typed::More);
+        };
+        let mut budget = CLIENT_READ_BUDGET_PER_TURN;
+        while self.ready && budget > 0 {
+            let room = outbox.room().min(buf.len()).min(budget);
+            if room == 0 {
+                // Full: wait for WRITABLE to drain the outbox; stdin stays
+                // "ready" so the next turn resumes reading it.
+                break;
+            }
+            match stdin.read(&mut buf[..room])? {
+                ReadOutcome::Data(n) => {
+                    budget -= n;
+                    let typed = &buf[..n];
+                    if let Some(through_bye) = self.watcher.scan(typed) {
+                        outbox.push(&typed[..through_bye]);
+                        return Ok(Typed::Bye);
+                    }
+                    outbox.push(typed);
+                    if let Err(e) = send(outbox) {
+                        return Ok(Typed::SendFailed(e));
+                    }
+                }
+                ReadOutcome::WouldBlock => self.ready = false,
+                ReadOutcome::Eof => {
+                    outbox.finish_line();
+                    return Ok(Typed::End);
+                }
+            }
+        }
+        Ok(Typed::More)
+    }
+}
 
 /// Register `stream` for READABLE always, plus WRITABLE only while bytes
 /// wait in `outbox` (docs/pitfalls.md, "Partial writes and WRITABLE interest"): the interest is a function of the
@@ -276,43 +349,20 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    /// A writer that takes at most `per_call` bytes, then blocks after
-    /// `calls` writes, like a socket whose buffer fills up.
-    struct Trickle {
-        got: Vec<u8>,
-        per_call: usize,
-        calls: usize,
-    }
-    impl io::Write for Trickle {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.calls == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            self.calls -= 1;
-            let n = buf.len().min(self.per_call);
-            self.got.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::net::fake::ThrottledWriter;
 
     #[test]
     fn outbox_keeps_what_the_socket_did_not_take() {
         let mut out = Outbox::new();
         out.push(b"hello world\n");
-        let mut sock = Trickle {
-            got: Vec::new(),
-            per_call: 4,
-            calls: 2,
-        };
+        // Two writes of 4 bytes, then the send buffer is full.
+        let mut sock = ThrottledWriter::new(8, 4);
         out.flush(&mut sock).unwrap();
-        assert_eq!(sock.got, b"hello wo");
+        assert_eq!(sock.taken, b"hello wo");
         assert!(!out.is_empty());
-        sock.calls = 10;
+        sock.room = 100;
         out.flush(&mut sock).unwrap();
-        assert_eq!(sock.got, b"hello world\n");
+        assert_eq!(sock.taken, b"hello world\n");
         assert!(out.is_empty());
     }
 
@@ -335,13 +385,9 @@ mod tests {
         out.finish_line();
         out.finish_line();
         out.push(b"/quit\n");
-        let mut sock = Trickle {
-            got: Vec::new(),
-            per_call: 100,
-            calls: 10,
-        };
+        let mut sock = ThrottledWriter::new(1000, 100);
         out.flush(&mut sock).unwrap();
-        assert_eq!(sock.got, b"partial\n/quit\n");
+        assert_eq!(sock.taken, b"partial\n/quit\n");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! non-blocking `connect`:
 //!
 //! 1. Until connected, every event is a possible end of the connect: check
-//!    `take_error()`, then `peer_addr()` ([`super::connect_result`]). A
+//!    `take_error()`, then `peer_addr()` ([`crate::net::toolkit::connect_result`]). A
 //!    spurious event leaves us waiting.
 //! 2. Connected: write what the socket takes; once all of the message is
 //!    written, shut down the sending side (that is how an echo server knows
@@ -46,7 +46,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::{show_secs, Deadline};
 use crate::config::READ_BUF_SIZE;
-use crate::net::{self, ReadOutcome, WriteOutcome};
+use crate::net::toolkit::{drain, poll_once, Drained};
+use crate::net::{self, WriteOutcome};
 
 /// The token of the one socket.
 pub const SOCKET: Token = Token(0);
@@ -91,9 +92,7 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
     let deadline = timeout.map_or(Deadline::never(), Deadline::after);
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(8);
-    let (mut stream, server) = super::connect(addr)?;
-    poll.registry()
-        .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+    let (mut stream, server) = super::connect(addr, poll.registry(), SOCKET)?;
     let broken = |e: io::Error| io::Error::new(e.kind(), format!("connection to {server}: {e}"));
 
     let mut connected = false;
@@ -102,7 +101,7 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
     let mut reply = Vec::new();
     let mut buf = vec![0u8; READ_BUF_SIZE];
     loop {
-        super::poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
+        poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
         if deadline.expired() {
             let after = timeout.unwrap_or_default();
             return Err(match (connected, reply.len()) {
@@ -126,7 +125,7 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
             continue;
         }
         if !connected {
-            match super::connect_result(&stream, server)? {
+            match super::connected_peer(&stream, server)? {
                 Some(peer) => {
                     log::debug!("send: connected to {peer}");
                     connected = true;
@@ -146,29 +145,35 @@ pub fn tcp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
             poll.registry()
                 .reregister(&mut stream, SOCKET, Interest::READABLE)?;
         }
-        loop {
-            match net::read_once(&mut stream, &mut buf).map_err(broken)? {
-                ReadOutcome::Data(n) => {
-                    if reply.len() + n > MAX_REPLY_BYTES {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "reply from {server} is longer than {} MiB; giving up",
-                                MAX_REPLY_BYTES >> 20
-                            ),
-                        ));
-                    }
-                    reply.extend_from_slice(&buf[..n]);
-                }
-                ReadOutcome::Eof if !unsent.is_empty() => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("{server} closed the connection before taking the whole message"),
-                    ));
-                }
-                ReadOutcome::Eof => return Ok(reply),
-                ReadOutcome::WouldBlock => break,
+        // One source and a bounded reply: no budget. Events' FIN flags are
+        // not kept, so read on to `WouldBlock` (read_closed).
+        let mut too_long = false;
+        let drained = drain(&mut stream, &mut buf, usize::MAX, true, |data| {
+            too_long = reply.len() + data.len() > MAX_REPLY_BYTES;
+            if !too_long {
+                reply.extend_from_slice(data);
             }
+            !too_long
+        })
+        .map_err(broken)?;
+        match drained {
+            Drained::Stopped => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "reply from {server} is longer than {} MiB; giving up",
+                        MAX_REPLY_BYTES >> 20
+                    ),
+                ));
+            }
+            Drained::Eof if !unsent.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{server} closed the connection before taking the whole message"),
+                ));
+            }
+            Drained::Eof => return Ok(reply),
+            Drained::Empty | Drained::BudgetSpent => {}
         }
     }
 }
@@ -194,7 +199,7 @@ pub fn udp_exchange(addr: &str, message: &[u8], timeout: Option<Duration>) -> io
     let mut sent = false;
     let mut buf = vec![0u8; READ_BUF_SIZE];
     loop {
-        super::poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
+        poll_once(&mut poll, &mut events, deadline.poll_timeout())?;
         if deadline.expired() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,

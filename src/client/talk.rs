@@ -50,14 +50,14 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::lines::{is_bye, ByeWatcher, LineSplitter};
+use super::lines::is_bye;
 use super::stdin::Stdin;
 use super::terminal::{Output, TerminalGuard};
-use super::{
-    Deadline, Done, Outbox, CLOSE_WAIT, CONNECT_TIMEOUT, MAX_RECEIVED_LINE, READ_BUDGET_PER_TURN,
-};
-use crate::config::READ_BUF_SIZE;
-use crate::net::{self, ReadOutcome};
+use super::{Deadline, Done, Outbox, Typed, Typing, CLOSE_WAIT, MAX_RECEIVED_LINE};
+use crate::config::{CLIENT_READ_BUDGET_PER_TURN, READ_BUF_SIZE};
+use crate::net;
+use crate::net::toolkit::{drain, poll_once, Drained, CONNECT_TIMEOUT};
+use crate::protocol::line::LineFramer;
 
 /// The token of the listener (`--listen` only, until the peer arrives).
 pub const LISTENER: Token = Token(0);
@@ -110,7 +110,7 @@ pub fn run(options: &TalkOptions) -> io::Result<()> {
         TalkSide::Connect(addr) => Talk::connect(addr, poll.registry())?,
     };
     loop {
-        super::poll_once(&mut poll, &mut events, talk.poll_timeout())?;
+        poll_once(&mut poll, &mut events, talk.poll_timeout())?;
         for event in events.iter() {
             talk.note(event);
         }
@@ -136,12 +136,12 @@ struct Talk {
     socket_ready: bool,
     /// Our sending side is shut down (after our `bye` went out).
     sending_shut: bool,
-    /// `None` before the connection exists and after we said `bye`.
-    stdin: Option<Stdin>,
-    stdin_ready: bool,
-    typed: ByeWatcher,
+    /// stdin, once connected, and the watch for a typed `bye`.
+    typing: Typing,
     outbox: Outbox,
-    received: LineSplitter,
+    /// Splits received bytes into lines; a line longer than
+    /// [`MAX_RECEIVED_LINE`] comes out in pieces.
+    received: LineFramer,
     read_buf: Vec<u8>,
     to_print: Vec<u8>,
     /// Where received lines go: stdout, or above the editor's input line.
@@ -162,11 +162,9 @@ impl Talk {
             interest: Interest::READABLE | Interest::WRITABLE,
             socket_ready: false,
             sending_shut: false,
-            stdin: None,
-            stdin_ready: false,
-            typed: ByeWatcher::new(),
+            typing: Typing::default(),
             outbox: Outbox::new(),
-            received: LineSplitter::new(MAX_RECEIVED_LINE),
+            received: LineFramer::splitting(MAX_RECEIVED_LINE),
             read_buf: vec![0u8; READ_BUF_SIZE],
             to_print: Vec::new(),
             output: Output::Plain,
@@ -195,8 +193,7 @@ impl Talk {
 
     /// Start a non-blocking connect to the peer.
     fn connect(addr: &str, registry: &Registry) -> io::Result<Talk> {
-        let (mut stream, resolved) = super::connect(addr)?;
-        registry.register(&mut stream, PEER, Interest::READABLE | Interest::WRITABLE)?;
+        let (stream, resolved) = super::connect(addr, registry, PEER)?;
         let mut talk = Talk::new(TalkPhase::Connecting, Deadline::after(CONNECT_TIMEOUT));
         talk.stream = Some(stream);
         talk.peer = Some(resolved);
@@ -208,7 +205,7 @@ impl Talk {
         match event.token() {
             LISTENER => self.listener_ready = true,
             PEER => self.socket_ready = true,
-            STDIN => self.stdin_ready = true,
+            STDIN => self.typing.note_ready(),
             _ => {}
         }
     }
@@ -217,7 +214,7 @@ impl Talk {
     /// short by its budget; otherwise wait for events or the deadline.
     fn poll_timeout(&self) -> Option<Duration> {
         let talking = matches!(self.phase, TalkPhase::Talking | TalkPhase::Closing);
-        let stdin_pending = self.stdin_ready && self.stdin.is_some() && self.outbox.room() > 0;
+        let stdin_pending = self.typing.pending(&self.outbox);
         if talking && (self.socket_ready || stdin_pending) {
             Some(Duration::ZERO)
         } else {
@@ -243,7 +240,7 @@ impl Talk {
                 if self.deadline.expired() {
                     return Err(super::connect_timeout_error(addr, CONNECT_TIMEOUT));
                 }
-                match super::connect_result(stream, addr)? {
+                match super::connected_peer(stream, addr)? {
                     None => return Ok(Done::No),
                     Some(peer) => self.connected(peer, registry)?,
                 }
@@ -318,11 +315,11 @@ impl Talk {
         self.phase = TalkPhase::Talking;
         self.deadline = Deadline::never();
         let (stdin, output, guard) = Stdin::register_interactive(registry, STDIN, PROMPT)?;
-        self.stdin = Some(stdin);
+        self.typing.start(stdin);
         self.output = output;
         self._terminal = guard;
-        // Input may be waiting on either side already; trying costs a read.
-        self.stdin_ready = true;
+        // Input may be waiting on either side already (`Typing::start`
+        // tries stdin); trying costs a read.
         self.socket_ready = true;
         Ok(())
     }
@@ -334,45 +331,34 @@ impl Talk {
     /// Read and print, up to the budget. `Done::Yes` when the conversation
     /// is over: the peer said `bye`, or closed after ours.
     fn read_peer(&mut self) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
         let mut peer_said_bye = false;
-        let mut ended = None;
         let stream = self.stream.as_mut().expect("connected");
-        while budget > 0 && !peer_said_bye {
-            match net::read_once(stream, &mut self.read_buf) {
-                Ok(ReadOutcome::Data(n)) => {
-                    budget = budget.saturating_sub(n);
-                    let to_print = &mut self.to_print;
-                    self.received.push(&self.read_buf[..n], |line| {
-                        // Nothing after the peer's `bye` belongs to the
-                        // conversation.
-                        if !peer_said_bye {
-                            peer_said_bye = is_bye(line);
-                            super::add_line(to_print, line);
-                        }
-                    });
-                }
-                Ok(ReadOutcome::WouldBlock) => {
-                    self.socket_ready = false;
-                    break;
-                }
-                Ok(ReadOutcome::Eof) => {
-                    let to_print = &mut self.to_print;
-                    self.received.finish(|line| {
-                        if !peer_said_bye {
-                            peer_said_bye = is_bye(line);
-                            super::add_line(to_print, line);
-                        }
-                    });
-                    ended = Some(Ok(()));
-                    break;
-                }
-                Err(e) => {
-                    ended = Some(Err(e));
-                    break;
-                }
+        let (to_print, received) = (&mut self.to_print, &mut self.received);
+        // As in `chat`: no FIN flag kept, so read on until `WouldBlock`.
+        let drained = drain(
+            stream,
+            &mut self.read_buf,
+            CLIENT_READ_BUDGET_PER_TURN,
+            true,
+            |data| {
+                received.push_lines(data, |line| {
+                    print_until_bye(to_print, &mut peer_said_bye, line)
+                });
+                !peer_said_bye
+            },
+        );
+        let ended = match drained {
+            Ok(Drained::Empty) => {
+                self.socket_ready = false;
+                None
             }
-        }
+            Ok(Drained::BudgetSpent | Drained::Stopped) => None,
+            Ok(Drained::Eof) => {
+                received.finish_lines(|line| print_until_bye(to_print, &mut peer_said_bye, line));
+                Some(Ok(()))
+            }
+            Err(e) => Some(Err(e)),
+        };
         let outcome = if peer_said_bye {
             log::debug!("talk: {} said bye", self.peer_addr());
             Ok(Done::Yes)
@@ -406,64 +392,44 @@ impl Talk {
     /// go so that room frees up, up to the budget. A typed `bye`, or the end
     /// of stdin, starts [`TalkPhase::Closing`].
     fn read_stdin(&mut self, registry: &Registry) -> io::Result<Done> {
-        let mut budget = READ_BUDGET_PER_TURN;
-        while self.stdin_ready && budget > 0 {
-            let Some(stdin) = &mut self.stdin else {
-                break;
-            };
-            let room = self.outbox.room().min(self.read_buf.len()).min(budget);
-            if room == 0 {
-                // Full: WRITABLE will drain it; stdin stays "ready".
-                break;
-            }
-            match stdin.read(&mut self.read_buf[..room])? {
-                ReadOutcome::Data(n) => {
-                    budget -= n;
-                    let typed = &self.read_buf[..n];
-                    match self.typed.scan(typed) {
-                        Some(through_bye) => {
-                            self.outbox.push(&typed[..through_bye]);
-                            log::debug!("talk: bye typed");
-                            self.say_bye(registry);
-                        }
-                        None => self.outbox.push(typed),
-                    }
-                    if let Err(e) = self.send() {
-                        return self.lost(e);
-                    }
-                }
-                ReadOutcome::WouldBlock => self.stdin_ready = false,
-                ReadOutcome::Eof => {
-                    log::debug!("talk: end of stdin; saying bye");
-                    self.outbox.finish_line();
-                    self.outbox.push(b"bye\n");
-                    self.say_bye(registry);
+        let (stream, sending_shut) = (self.stream.as_mut(), &mut self.sending_shut);
+        let stream = stream.expect("connected");
+        let phase = self.phase;
+        let typed = self
+            .typing
+            .move_into(&mut self.outbox, &mut self.read_buf, |outbox| {
+                send(stream, outbox, phase, sending_shut)
+            })?;
+        match typed {
+            Typed::More => {}
+            Typed::Bye => {
+                log::debug!("talk: bye typed");
+                self.say_bye(registry);
+                if let Err(e) = self.send() {
+                    return self.lost(e);
                 }
             }
+            Typed::End => {
+                log::debug!("talk: end of stdin; saying bye");
+                self.outbox.push(b"bye\n");
+                self.say_bye(registry);
+            }
+            Typed::SendFailed(e) => return self.lost(e),
         }
         Ok(Done::No)
     }
 
     /// Our `bye` is in the outbox: stop reading stdin and start closing.
     fn say_bye(&mut self, registry: &Registry) {
-        if let Some(stdin) = self.stdin.take() {
-            stdin.close(registry);
-        }
-        self.stdin_ready = false;
+        self.typing.stop(registry);
         self.phase = TalkPhase::Closing;
         self.deadline = Deadline::after(CLOSE_WAIT);
     }
 
-    /// Write what the peer will take; once closing and drained, shut down
-    /// our sending side so the peer sees the end of our stream after `bye`.
+    /// Write what the peer will take (see [`send`]).
     fn send(&mut self) -> io::Result<()> {
         let stream = self.stream.as_mut().expect("connected");
-        self.outbox.flush(stream)?;
-        if self.phase == TalkPhase::Closing && self.outbox.is_empty() && !self.sending_shut {
-            stream.shutdown(Shutdown::Write)?;
-            self.sending_shut = true;
-        }
-        Ok(())
+        send(stream, &mut self.outbox, self.phase, &mut self.sending_shut)
     }
 
     /// The connection failed under us. Once we said `bye` that is just the
@@ -478,4 +444,29 @@ impl Talk {
             format!("connection to {} lost: {e}", self.peer_addr()),
         ))
     }
+}
+
+/// Print a received line unless the peer already said `bye`: nothing after
+/// it belongs to the conversation. Notes whether this line is the `bye`.
+fn print_until_bye(to_print: &mut Vec<u8>, peer_said_bye: &mut bool, line: &[u8]) {
+    if !*peer_said_bye {
+        *peer_said_bye = is_bye(line);
+        super::add_line(to_print, line);
+    }
+}
+
+/// Write what the peer will take; once closing and drained, shut down our
+/// sending side so the peer sees the end of our stream after `bye`.
+fn send(
+    stream: &mut TcpStream,
+    outbox: &mut Outbox,
+    phase: TalkPhase,
+    sending_shut: &mut bool,
+) -> io::Result<()> {
+    outbox.flush(stream)?;
+    if phase == TalkPhase::Closing && outbox.is_empty() && !*sending_shut {
+        stream.shutdown(Shutdown::Write)?;
+        *sending_shut = true;
+    }
+    Ok(())
 }

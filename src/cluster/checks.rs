@@ -5,8 +5,8 @@
 
 use std::ops::RangeInclusive;
 
-use super::bus;
 use super::resp::{self, Frame, MAX_FRAME};
+use crate::protocol::chat::bus;
 use crate::protocol::chat::cluster::ClusterRequest;
 use crate::protocol::chat::{ChatLimits, ClientId, Effect, Hub};
 

@@ -84,8 +84,8 @@ use std::io;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use super::bus::{self, Event, Message, ServerId};
 use super::resp::{self, Frame, RespError, Value};
+use crate::protocol::chat::bus::{self, Event, Message, ServerId};
 use crate::protocol::chat::name::{Name, NameKey, MAX_NAME_LEN};
 
 /// Bytes of commands waiting to be written to Redis, at most.
@@ -197,7 +197,7 @@ pub struct LinkConfig {
 
 impl LinkConfig {
     /// The default namespace and timing for `server`, credentials from `url`.
-    pub fn new(server: ServerId, url: &super::url::RedisUrl) -> LinkConfig {
+    pub fn new(server: ServerId, url: &crate::config::redis_url::RedisUrl) -> LinkConfig {
         LinkConfig {
             server,
             prefix: "sockloop".into(),

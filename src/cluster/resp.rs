@@ -29,7 +29,7 @@ use redis_protocol::resp3::types::OwnedFrame;
 use std::fmt;
 
 /// The longest frame accepted from Redis. Bus messages are far smaller
-/// (see [`bus::MAX_MESSAGE`](super::bus::MAX_MESSAGE)); replies to our own
+/// (see [`bus::MAX_MESSAGE`](crate::protocol::chat::bus::MAX_MESSAGE)); replies to our own
 /// commands are a few bytes.
 pub const MAX_FRAME: usize = 4 << 20;
 

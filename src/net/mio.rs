@@ -10,15 +10,16 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use log::{debug, warn};
+use log::warn;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use super::toolkit::{connect_result, raise_fd_limit, SERVER_FD_RESERVE};
 use super::{EventList, Net, Readiness, SIGNAL_TOKEN};
 use crate::config;
 
@@ -39,9 +40,10 @@ impl MioNet {
     }
 }
 
-/// mio's readiness flags in the reactor's terms. `is_error` counts as
-/// closed: a failed socket's next read returns the error.
-fn readiness_of(event: &Event) -> Readiness {
+/// mio's readiness flags in the reactor's terms (the load generator reads
+/// its events through this too). `is_error` counts as closed: a failed
+/// socket's next read returns the error.
+pub fn readiness_of(event: &Event) -> Readiness {
     Readiness {
         readable: event.is_readable(),
         writable: event.is_writable(),
@@ -68,6 +70,10 @@ impl Net for MioNet {
         Instant::now()
     }
 
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
     fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         self.poll.poll(events, timeout)
     }
@@ -88,21 +94,11 @@ impl Net for MioNet {
     }
 
     fn clamp_max_conns(&mut self, max_conns: usize, endpoints: usize) -> usize {
-        let wanted = (max_conns + endpoints + config::FD_RESERVE) as u64;
-        let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        let reserve = endpoints + SERVER_FD_RESERVE;
+        let Ok(limit) = raise_fd_limit((max_conns + reserve) as u64) else {
             return max_conns;
         };
-        let mut limit = soft;
-        if soft < wanted && hard > soft {
-            let raised = wanted.min(hard);
-            if rlimit::setrlimit(rlimit::Resource::NOFILE, raised, hard).is_ok() {
-                debug!("raised the fd limit from {soft} to {raised}");
-                limit = raised;
-            }
-        }
-        let usable = (limit as usize)
-            .saturating_sub(endpoints + config::FD_RESERVE)
-            .max(1);
+        let usable = (limit as usize).saturating_sub(reserve).max(1);
         if usable < max_conns {
             warn!(
                 "--max-conns {max_conns} is above what the fd limit {limit} allows; using {usable}"
@@ -198,14 +194,7 @@ impl Net for MioNet {
     }
 
     fn connect_result(&mut self, stream: &TcpStream) -> io::Result<bool> {
-        if let Some(e) = stream.take_error()? {
-            return Err(e);
-        }
-        match stream.peer_addr() {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-            Err(e) => Err(e),
-        }
+        connect_result(stream).map(|peer| peer.is_some())
     }
 
     fn recv_from(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {

@@ -12,16 +12,20 @@
 //! production build is as direct as a hand-written loop: no trait object, no
 //! allocation per call, every method a thin wrapper around the mio call.
 //!
-//! The helpers name the two "not an error" errors of non-blocking IO and
-//! hold the read-until-`WouldBlock` loop every edge-triggered source needs;
-//! they make the reactor's code read like the rules in docs/pitfalls.md.
+//! The helpers here name the two "not an error" errors of non-blocking IO
+//! and make one read or one write with them turned into outcomes; they make
+//! the reactor's code read like the rules in docs/pitfalls.md. The routines
+//! built on them that the clients, bench and `MioNet` share (connect and its
+//! check, `poll_once`, the read-until-`WouldBlock` loop [`toolkit::drain`],
+//! the fd limit) are in [`toolkit`].
 
 pub mod mio;
 pub mod sim;
+pub mod toolkit;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ::mio::{Interest, Token};
 
@@ -140,6 +144,9 @@ pub trait Net {
 
     /// The clock (`clock_gettime(CLOCK_MONOTONIC)`).
     fn now(&self) -> Instant;
+    /// The calendar time, for what a client is told the time is (daytime)
+    /// and never for deadlines: it may jump (`clock_gettime(CLOCK_REALTIME)`).
+    fn wall_clock(&self) -> SystemTime;
     /// Wait for events, at most `timeout` (`epoll_wait`). `Interrupted`
     /// (EINTR) means "nothing, call again".
     fn poll(&mut self, events: &mut Self::Events, timeout: Option<Duration>) -> io::Result<()>;
@@ -252,36 +259,96 @@ impl<N: Net> Write for StreamIo<'_, N> {
     }
 }
 
+/// Stand-ins for a socket in unit tests: a reader that replays a script and
+/// a writer whose send buffer fills, so that the loops over them can be
+/// driven through every branch without a socket.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::io::{self, Read, Write};
+
+    /// A reader that replays a script of results (bytes, or an error), and
+    /// counts the reads: a socket whose data, errors and FIN arrive as
+    /// scripted.
+    pub(crate) struct ScriptedReader {
+        steps: Vec<io::Result<usize>>,
+        /// `read` calls so far.
+        pub(crate) reads: usize,
+    }
+
+    impl ScriptedReader {
+        pub(crate) fn new(steps: Vec<io::Result<usize>>) -> ScriptedReader {
+            ScriptedReader { steps, reads: 0 }
+        }
+    }
+
+    impl Read for ScriptedReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            let step = self.steps.remove(0);
+            if let Ok(n) = step {
+                assert!(n <= buf.len(), "the script reads at most what is asked");
+                buf[..n].fill(b'x');
+            }
+            step
+        }
+    }
+
+    /// A writer like a socket whose send buffer fills: each write takes at
+    /// most `per_write` bytes, and once `room` bytes are taken it says
+    /// `WouldBlock` until the test gives it more room.
+    pub(crate) struct ThrottledWriter {
+        /// Every byte taken, in order.
+        pub(crate) taken: Vec<u8>,
+        /// Bytes it will still take.
+        pub(crate) room: usize,
+        per_write: usize,
+    }
+
+    impl ThrottledWriter {
+        pub(crate) fn new(room: usize, per_write: usize) -> ThrottledWriter {
+            ThrottledWriter {
+                taken: Vec::new(),
+                room,
+                per_write,
+            }
+        }
+    }
+
+    impl Write for ThrottledWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room).min(self.per_write);
+            self.room -= n;
+            self.taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A reader that replays a script of results, to drive `read_once`
-    /// through every branch without a socket.
-    struct Script(Vec<io::Result<usize>>);
-    impl Read for Script {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let r = self.0.remove(0);
-            if let Ok(n) = r {
-                buf[..n].fill(b'x');
-            }
-            r
-        }
-    }
+    use super::fake::ScriptedReader as Script;
 
     #[test]
     fn read_once_retries_eintr_and_names_the_outcomes() {
         let mut buf = [0u8; 8];
-        let mut s = Script(vec![Err(io::ErrorKind::Interrupted.into()), Ok(3)]);
+        let mut s = Script::new(vec![Err(io::ErrorKind::Interrupted.into()), Ok(3)]);
         assert_eq!(read_once(&mut s, &mut buf).unwrap(), ReadOutcome::Data(3));
-        let mut s = Script(vec![Ok(0)]);
+        let mut s = Script::new(vec![Ok(0)]);
         assert_eq!(read_once(&mut s, &mut buf).unwrap(), ReadOutcome::Eof);
-        let mut s = Script(vec![Err(io::ErrorKind::WouldBlock.into())]);
+        let mut s = Script::new(vec![Err(io::ErrorKind::WouldBlock.into())]);
         assert_eq!(
             read_once(&mut s, &mut buf).unwrap(),
             ReadOutcome::WouldBlock
         );
-        let mut s = Script(vec![Err(io::ErrorKind::ConnectionReset.into())]);
+        let mut s = Script::new(vec![Err(io::ErrorKind::ConnectionReset.into())]);
         assert!(read_once(&mut s, &mut buf).is_err());
     }
 }

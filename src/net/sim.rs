@@ -45,7 +45,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::{Interest, Token};
 
@@ -924,6 +924,12 @@ impl Net for SimNet {
 
     fn now(&self) -> Instant {
         self.epoch + self.clock.get()
+    }
+
+    /// The virtual clock on the calendar: every run starts at the same
+    /// moment (2023-11-14T22:13:20Z), so a seed replays the same lines.
+    fn wall_clock(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.elapsed()
     }
 
     fn poll(&mut self, events: &mut SimEvents, timeout: Option<Duration>) -> io::Result<()> {

@@ -19,6 +19,14 @@
 //! the framer only until the next call, so the caller can act on a line
 //! before asking for the next one. At end of input, [`LineFramer::finish`]
 //! returns a final line that had no LF, as `nc` sends it.
+//!
+//! It is the one line splitter of sockloop: the chat server frames its
+//! clients' input with it, the `chat` and `talk` clients what they receive,
+//! and the load generator the server's relayed lines. What happens to a line
+//! longer than `max_line` is the one thing they differ on, so it is a
+//! parameter, [`OverLongLine`]: the server rejects it (the sender gets an
+//! error), a client splits it into pieces (it prints whatever the peer sent
+//! and drops nothing).
 
 /// What the framer found in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +38,21 @@ pub enum LineEvent<'a> {
     /// as it is known to be too long; the rest of it, up to and including its
     /// LF, is discarded.
     TooLong,
+}
+
+/// What the framer does with a line longer than `max_line` (without its
+/// line ending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverLongLine {
+    /// Report it once, as [`LineEvent::TooLong`], as soon as it is known to
+    /// be too long, and discard it up to its LF: the chat server, where an
+    /// over-long line is the sender's error and is answered with one.
+    #[default]
+    Reject,
+    /// Hand it out as [`LineEvent::Line`]s of `max_line` bytes, the last one
+    /// shorter, each as soon as it is known to be a piece: the clients, which
+    /// show whatever their peer sends, bounded in memory, losing no byte.
+    Split,
 }
 
 /// Above this capacity, the buffer of a finished partial line is freed rather
@@ -46,19 +69,24 @@ const KEEP_PARTIAL_CAPACITY: usize = 512;
 #[derive(Debug, Default)]
 pub struct LineFramer {
     max_line: usize,
+    over_long: OverLongLine,
+    /// Keep `partial`'s buffer whatever its size (see
+    /// [`LineFramer::preallocated`]).
+    keep_buffer: bool,
     /// The start of a line whose LF has not arrived yet; at most
     /// `max_line + 1` bytes. After a [`LineEvent::Line`] borrowed from it,
-    /// it holds that finished line until the next call.
+    /// its first `handed_out` bytes are that line, until the next call.
     partial: Vec<u8>,
-    /// `partial` holds a finished line that was handed out; clear it first
-    /// thing on the next call.
-    partial_is_finished_line: bool,
+    /// Bytes at the front of `partial` that were handed out as a line (or a
+    /// piece of one): drop them first thing on the next call.
+    handed_out: usize,
     /// Skipping the rest of a too-long line (already reported) up to its LF.
     discarding: bool,
 }
 
 impl LineFramer {
-    /// A framer for lines of at most `max_line` bytes (without the ending).
+    /// A framer for lines of at most `max_line` bytes (without the ending)
+    /// that rejects longer ones ([`OverLongLine::Reject`]).
     pub fn new(max_line: usize) -> LineFramer {
         LineFramer {
             max_line,
@@ -66,13 +94,37 @@ impl LineFramer {
         }
     }
 
+    /// A framer that hands lines longer than `max_line` out in pieces of
+    /// `max_line` bytes ([`OverLongLine::Split`]); `max_line` must not be 0,
+    /// or a piece would make no progress.
+    pub fn splitting(max_line: usize) -> LineFramer {
+        assert!(max_line > 0, "pieces of 0 bytes make no progress");
+        LineFramer {
+            max_line,
+            over_long: OverLongLine::Split,
+            ..LineFramer::default()
+        }
+    }
+
+    /// Allocate the buffer for an unfinished line now, at its full size
+    /// (`max_line + 1` bytes), and keep it: for a reader that must not
+    /// allocate per line, such as the load generator. By default the buffer
+    /// grows as needed and a large one is freed after its line, so that an
+    /// idle connection of the server holds no memory for it.
+    pub fn preallocated(mut self) -> LineFramer {
+        self.keep_buffer = true;
+        self.partial = Vec::with_capacity(self.max_line.saturating_add(1));
+        self
+    }
+
+    /// What this framer does with an over-long line.
+    pub fn over_long(&self) -> OverLongLine {
+        self.over_long
+    }
+
     /// Bytes of an unfinished line held now (never more than `max_line + 1`).
     pub fn buffered(&self) -> usize {
-        if self.partial_is_finished_line {
-            0
-        } else {
-            self.partial.len()
-        }
+        self.partial.len() - self.handed_out
     }
 
     /// Whether the framer is skipping the rest of a too-long line.
@@ -87,10 +139,7 @@ impl LineFramer {
     /// The returned event borrows the framer (or the input) only until the
     /// next call, so this is a cursor: act on each event, then call again.
     pub fn next_event<'s, 'd: 's>(&'s mut self, input: &mut &'d [u8]) -> Option<LineEvent<'s>> {
-        if self.partial_is_finished_line {
-            self.partial_is_finished_line = false;
-            self.release_partial();
-        }
+        self.forget_handed_out();
         loop {
             let data: &'d [u8] = input;
             if data.is_empty() {
@@ -99,22 +148,23 @@ impl LineFramer {
             let Some(lf) = data.iter().position(|&b| b == b'\n') else {
                 // No LF in the rest of the chunk: it is the start (or more)
                 // of an unfinished line.
-                *input = &[];
                 if self.discarding {
+                    *input = &[];
                     return None;
                 }
                 if self.partial.len() + data.len() > self.max_line.saturating_add(1) {
-                    self.release_partial();
-                    self.discarding = true;
-                    return Some(LineEvent::TooLong);
+                    // Too long even if a CR and its LF come next.
+                    return Some(self.over_long_line(input, None));
                 }
+                *input = &[];
                 self.append_partial(data);
                 return None;
             };
-            *input = &data[lf + 1..];
+            let rest = &data[lf + 1..];
             let head = &data[..lf];
             if self.discarding {
                 // The LF that ends a too-long line, reported when it began.
+                *input = rest;
                 self.discarding = false;
                 continue;
             }
@@ -122,33 +172,68 @@ impl LineFramer {
                 // The whole line is in this chunk: hand out a slice of it.
                 let line = strip_cr(head);
                 if line.len() > self.max_line {
-                    return Some(LineEvent::TooLong);
+                    return Some(self.over_long_line(input, Some(rest)));
                 }
+                *input = rest;
                 return Some(LineEvent::Line(line));
             }
             // This LF finishes the line kept from earlier chunks.
             let ends_with_cr = head.last().or(self.partial.last()) == Some(&b'\r');
             let len = self.partial.len() + head.len() - usize::from(ends_with_cr);
             if len > self.max_line {
-                self.release_partial();
-                return Some(LineEvent::TooLong);
+                return Some(self.over_long_line(input, Some(rest)));
             }
+            *input = rest;
             self.append_partial(head);
             if ends_with_cr {
                 self.partial.pop();
             }
-            self.partial_is_finished_line = true;
+            self.handed_out = self.partial.len();
             return Some(LineEvent::Line(&self.partial));
         }
     }
 
-    /// The input has ended: the unfinished line, if any, is a final line
-    /// (with a trailing CR dropped), or too long. The framer is then empty.
-    pub fn finish(&mut self) -> Option<LineEvent<'_>> {
-        if self.partial_is_finished_line {
-            self.partial_is_finished_line = false;
-            self.release_partial();
+    /// The line that starts with `partial` and goes on in `input` is known to
+    /// be longer than `max_line`. Rejecting it, skip `input` to `after_lf`
+    /// (the input after the line's LF; `None` while the LF is still to come,
+    /// which is then skipped to as it arrives) and report it. Splitting it, hand out its next `max_line` bytes as a
+    /// piece: from the input without a copy when nothing is kept from
+    /// earlier chunks, else from `partial`; the rest of the line, LF
+    /// included, stays in `input` (and `partial`) for the next call.
+    fn over_long_line<'s, 'd: 's>(
+        &'s mut self,
+        input: &mut &'d [u8],
+        after_lf: Option<&'d [u8]>,
+    ) -> LineEvent<'s> {
+        match self.over_long {
+            OverLongLine::Reject => {
+                self.release_partial();
+                self.discarding = after_lf.is_none();
+                *input = after_lf.unwrap_or_default();
+                LineEvent::TooLong
+            }
+            OverLongLine::Split => {
+                let max = self.max_line;
+                let data: &'d [u8] = input;
+                if self.partial.is_empty() {
+                    let (piece, rest) = data.split_at(max);
+                    *input = rest;
+                    return LineEvent::Line(piece);
+                }
+                let from_input = max.saturating_sub(self.partial.len());
+                self.append_partial(&data[..from_input]);
+                *input = &data[from_input..];
+                self.handed_out = max;
+                LineEvent::Line(&self.partial[..max])
+            }
         }
+    }
+
+    /// The input has ended: the unfinished line, if any, is a final line
+    /// (with a trailing CR dropped), or too long. Call until `None`: a
+    /// splitting framer may have a piece and then the rest of the line.
+    pub fn finish(&mut self) -> Option<LineEvent<'_>> {
+        self.forget_handed_out();
         if self.discarding {
             // Already reported when it began.
             self.discarding = false;
@@ -161,10 +246,13 @@ impl LineFramer {
             self.partial.pop();
         }
         if self.partial.len() > self.max_line {
-            self.release_partial();
-            return Some(LineEvent::TooLong);
+            if self.over_long == OverLongLine::Reject {
+                self.release_partial();
+                return Some(LineEvent::TooLong);
+            }
+            return Some(self.over_long_line(&mut &[][..], Some(&[])));
         }
-        self.partial_is_finished_line = true;
+        self.handed_out = self.partial.len();
         Some(LineEvent::Line(&self.partial))
     }
 
@@ -174,6 +262,47 @@ impl LineFramer {
     pub fn push(&mut self, mut data: &[u8], mut on_event: impl FnMut(LineEvent<'_>)) {
         while let Some(event) = self.next_event(&mut data) {
             on_event(event);
+        }
+    }
+
+    /// Feed one chunk to a splitting framer ([`LineFramer::splitting`]) and
+    /// hand each line, or piece of an over-long line, to `on_line`.
+    pub fn push_lines(&mut self, data: &[u8], mut on_line: impl FnMut(&[u8])) {
+        assert_eq!(
+            self.over_long,
+            OverLongLine::Split,
+            "only a splitting framer reports nothing but lines"
+        );
+        self.push(data, |event| {
+            if let LineEvent::Line(line) = event {
+                on_line(line);
+            }
+        });
+    }
+
+    /// The input of a splitting framer has ended: hand its last line (or
+    /// the pieces of it) to `on_line`.
+    pub fn finish_lines(&mut self, mut on_line: impl FnMut(&[u8])) {
+        assert_eq!(self.over_long, OverLongLine::Split);
+        while let Some(event) = self.finish() {
+            if let LineEvent::Line(line) = event {
+                on_line(line);
+            }
+        }
+    }
+
+    /// Drop the line (or piece) handed out by the last call.
+    fn forget_handed_out(&mut self) {
+        match self.handed_out {
+            0 => {}
+            n if n == self.partial.len() => {
+                self.handed_out = 0;
+                self.release_partial();
+            }
+            n => {
+                self.handed_out = 0;
+                self.partial.drain(..n);
+            }
         }
     }
 
@@ -193,7 +322,7 @@ impl LineFramer {
     }
 
     fn release_partial(&mut self) {
-        if self.partial.capacity() > KEEP_PARTIAL_CAPACITY {
+        if self.partial.capacity() > KEEP_PARTIAL_CAPACITY && !self.keep_buffer {
             self.partial = Vec::new();
         } else {
             self.partial.clear();
@@ -349,15 +478,20 @@ mod tests {
     }
 
     #[test]
-    fn lines_inside_a_chunk_are_not_copied() {
-        let input = b"one\ntwo\n";
-        let mut framer = LineFramer::new(10);
-        let mut rest = &input[..];
-        let Some(LineEvent::Line(line)) = framer.next_event(&mut rest) else {
-            panic!("expected a line");
-        };
-        assert_eq!(line.as_ptr(), input.as_ptr(), "a slice of the input");
-        assert_eq!(framer.partial.capacity(), 0, "no buffer allocated");
+    fn lines_and_pieces_inside_a_chunk_are_not_copied() {
+        let cases = [
+            (LineFramer::new(10), &b"one\ntwo\n"[..], &b"one"[..]),
+            (LineFramer::splitting(4), b"0123456789\n", b"0123"),
+        ];
+        for (mut framer, input, first) in cases {
+            let mut rest = input;
+            let Some(LineEvent::Line(line)) = framer.next_event(&mut rest) else {
+                panic!("expected a line");
+            };
+            assert_eq!(line, first);
+            assert_eq!(line.as_ptr(), input.as_ptr(), "a slice of the input");
+            assert_eq!(framer.partial.capacity(), 0, "no buffer allocated");
+        }
     }
 
     #[test]
@@ -369,9 +503,66 @@ mod tests {
         assert_eq!(framer.partial.capacity(), 0);
     }
 
+    /// Feed `chunks` to a splitting framer then end the input; every line
+    /// (or piece), and the most bytes the framer ever held.
+    fn split(max_line: usize, chunks: &[&[u8]]) -> (Vec<Vec<u8>>, usize) {
+        let mut framer = LineFramer::splitting(max_line);
+        let mut lines = Vec::new();
+        let mut most_held = 0;
+        for chunk in chunks {
+            framer.push_lines(chunk, |l| lines.push(l.to_vec()));
+            most_held = most_held.max(framer.partial.len());
+        }
+        framer.finish_lines(|l| lines.push(l.to_vec()));
+        (lines, most_held)
+    }
+
+    /// The splitting rule on the whole input at once: every line, without
+    /// one CR before its LF, cut into pieces of `max_line` bytes.
+    fn split_reference(max_line: usize, input: &[u8]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        let mut pieces: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        if pieces.last().is_some_and(|tail| tail.is_empty()) {
+            pieces.pop();
+        }
+        for piece in pieces {
+            let line = strip_cr(piece);
+            if line.is_empty() {
+                lines.push(Vec::new());
+            }
+            lines.extend(line.chunks(max_line).map(<[u8]>::to_vec));
+        }
+        lines
+    }
+
+    #[test]
+    fn splitting_hands_a_long_line_out_in_pieces_and_loses_nothing() {
+        let (lines, _) = split(4, &[b"abcdefghij\nxy\n"]);
+        assert_eq!(lines, [&b"abcd"[..], b"efgh", b"ij", b"xy"]);
+        let (lines, _) = split(4, &[b"ab", b"cdef", b"\n"]);
+        assert_eq!(lines, [&b"abcd"[..], b"ef"]);
+        // A CR before the LF is not part of the line, wherever it falls.
+        let (lines, _) = split(4, &[b"abcd\r", b"\nabcde\r\n"]);
+        assert_eq!(lines, [&b"abcd"[..], b"abcd", b"e"]);
+        let (lines, _) = split(4, &[b"he", b"llo\r\nwor", b"ld\n", b"\n", b"tail"]);
+        assert_eq!(lines, [&b"hell"[..], b"o", b"worl", b"d", b"", b"tail"]);
+    }
+
+    #[test]
+    fn a_preallocated_framer_keeps_its_buffer() {
+        let mut framer = LineFramer::new(4096).preallocated();
+        let capacity = framer.partial.capacity();
+        assert!(capacity > 4096);
+        framer.push(&[b'a'; 3000], |_| {});
+        framer.push(b"\n", |_| {});
+        framer.push(b"", |_| {});
+        assert_eq!(framer.partial.capacity(), capacity, "not freed, not grown");
+    }
+
     proptest! {
-        /// Any chunking of any input gives the reference splitter's events,
-        /// and the framer never holds more than `max_line + 1` bytes.
+        /// Any chunking of any input gives the reference splitter's events
+        /// (and, splitting, the reference pieces), and the framer never holds
+        /// more than `max_line + 1` bytes.
         #[test]
         fn any_chunking_agrees_with_the_reference(
             input in proptest::collection::vec(
@@ -389,6 +580,11 @@ mod tests {
             let (events, most_held) = frame(max_line, &chunks);
             prop_assert_eq!(events, reference(max_line, &input, true));
             prop_assert!(most_held <= max_line + 1, "held {} bytes", most_held);
+            if max_line > 0 {
+                let (lines, most_held) = split(max_line, &chunks);
+                prop_assert_eq!(lines, split_reference(max_line, &input));
+                prop_assert!(most_held <= max_line + 1, "split: held {} bytes", most_held);
+            }
         }
 
         /// Before the input ends, exactly the lines whose LF arrived (and a

@@ -14,6 +14,7 @@ use crate::buffer::ChunkQueue;
 use crate::config::{self, TcpService};
 use crate::net::{interrupted, would_block, Net};
 use crate::protocol::chat;
+use crate::protocol::daytime::DaytimeSession;
 use crate::protocol::echo::EchoSession;
 
 use super::source::{client_id, ChatConn, Conn, Entry, Proto, Source};
@@ -79,7 +80,7 @@ impl<N: Net> Server<N> {
                 TcpService::Chat => {
                     let _ = self.net.io(&stream).write(chat::SERVER_FULL);
                 }
-                TcpService::Echo => {}
+                TcpService::Echo | TcpService::Daytime => {}
             }
             return; // dropping the stream closes it
         }
@@ -105,7 +106,15 @@ impl<N: Net> Server<N> {
                 finishing: false,
             }),
             TcpService::Echo => Proto::Echo(EchoSession::new(self.config.out_limit)),
+            TcpService::Daytime => Proto::Daytime(DaytimeSession::new(self.net.wall_clock())),
         };
+        // A service that speaks first has output before any event: it counts
+        // against --max-pending like any other.
+        let first_output = match &proto {
+            Proto::Daytime(d) => d.pending(),
+            Proto::Echo(_) | Proto::Chat(_) => 0,
+        };
+        self.pending_total += first_output;
         entry.insert(Entry {
             serial,
             source: Source::Conn(Conn {
@@ -141,6 +150,8 @@ impl<N: Net> Server<N> {
                 self.hub.handle_connect(client_id(key, serial));
                 self.deliver_chat();
             }
+            // Speaks first: written at the end of this turn, no event needed.
+            TcpService::Daytime => self.queue_flush(key),
             TcpService::Echo => {}
         }
     }

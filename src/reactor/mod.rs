@@ -19,7 +19,8 @@
 //!    with work left (or whose paused input resumed), which the kernel will
 //!    not report again, so the loop keeps them on a list of its own and does
 //!    not sleep while it is not empty; then due **timers** (idle timeouts,
-//!    accept back-off, stats);
+//!    lingering closes, accept back-off, the Redis link's, stats, the end
+//!    of the shutdown grace: all in one ordered set, [`timers::Timers`]);
 //! 4. **flush** every connection that got new output this turn: write first,
 //!    and ask for WRITABLE only if bytes remain (Redis's "handle clients with
 //!    pending writes before sleeping"); a connection's *interest*, what
@@ -83,7 +84,7 @@ pub use redis::ClusterState;
 use source::{CloseReason, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
-use timers::Timers;
+use timers::{LoopTimer, Timers, Wake};
 use trace::{EventTrace, Moved, Ready};
 
 /// Where the server is in its life.
@@ -129,10 +130,9 @@ pub struct Server<N: Net = MioNet> {
     pending_total: usize,
     /// Connections whose reading paused at `--max-pending`: (key, serial).
     paused_for_total: Vec<(usize, u64)>,
-    /// Every source's deadline: idle checks, lingering closes, accept
-    /// back-offs.
+    /// Every deadline: each source's (idle checks, lingering closes, accept
+    /// back-offs, the Redis link's), the next stats line, the shutdown grace.
     timers: Timers,
-    next_stats: Option<Instant>,
     phase: Phase,
     stats: Stats,
     trace: Option<EventTrace>,
@@ -177,6 +177,7 @@ impl<N: Net> Server<N> {
             let source = match spec.service {
                 Service::TcpEcho => listener(TcpService::Echo)?,
                 Service::Chat => listener(TcpService::Chat)?,
+                Service::Daytime => listener(TcpService::Daytime)?,
                 Service::UdpEcho => {
                     let socket = net.bind_udp(addr, token).map_err(fail)?;
                     Source::Udp(Box::new(UdpEndpoint {
@@ -203,6 +204,10 @@ impl<N: Net> Server<N> {
             None => None,
         };
         let now = net.now();
+        let mut timers = Timers::new();
+        if let Some(every) = config.stats_interval {
+            timers.schedule_loop(now + every, LoopTimer::Stats);
+        }
         let cluster = match &config.cluster {
             Some(url) => Some(Server::cluster_link(
                 &mut sources,
@@ -236,8 +241,7 @@ impl<N: Net> Server<N> {
             delivery: Delivery::new(config.out_limit),
             pending_total: 0,
             paused_for_total: Vec::new(),
-            timers: Timers::new(),
-            next_stats: config.stats_interval.map(|i| now + i),
+            timers,
             phase: Phase::Running,
             stats: Stats::default(),
             trace,
@@ -372,14 +376,7 @@ impl<N: Net> Server<N> {
         if !self.still_ready.is_empty() {
             return Some(Duration::ZERO);
         }
-        let drain_deadline = match self.phase {
-            Phase::Draining { deadline } => Some(deadline),
-            Phase::Running => None,
-        };
-        let nearest = [self.timers.next(), self.next_stats, drain_deadline]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let nearest = self.timers.next()?;
         // Round up to the next millisecond: epoll's timeout is in whole
         // milliseconds, and rounding down would wake us just before the
         // deadline, to find nothing due and sleep 0 ms again.
@@ -464,7 +461,7 @@ impl<N: Net> Server<N> {
                 }
                 Phase::Draining { .. } => {
                     info!("signal {signal} during shutdown: ending the grace now");
-                    self.phase = Phase::Draining { deadline: self.now };
+                    self.set_grace_deadline(self.now);
                 }
             }
         }
@@ -473,9 +470,7 @@ impl<N: Net> Server<N> {
     /// Stop accepting and reading; tell chat clients; flush until the grace
     /// deadline.
     fn begin_drain(&mut self) {
-        self.phase = Phase::Draining {
-            deadline: self.now + self.config.shutdown_grace,
-        };
+        self.set_grace_deadline(self.now + self.config.shutdown_grace);
         // Listeners go at once: closing them makes the kernel refuse new
         // connections instead of queueing them in a backlog nobody accepts.
         for &key in &self.endpoints {
@@ -503,10 +498,22 @@ impl<N: Net> Server<N> {
                     // Treat it as end of input: echo what is pending, then close.
                     Proto::Echo(e) => e.handle_eof(),
                     Proto::Chat(c) => c.finishing = true,
+                    // Its one line is all it has to say, pending or not.
+                    Proto::Daytime(_) => {}
                 }
                 self.queue_flush(key);
             }
         }
+    }
+
+    /// Draining, with the grace over at `deadline` (which wakes the loop
+    /// through the timers, replacing any earlier grace deadline).
+    fn set_grace_deadline(&mut self, deadline: Instant) {
+        if let Phase::Draining { deadline: old } = self.phase {
+            self.timers.cancel_loop(old, LoopTimer::GraceOver);
+        }
+        self.timers.schedule_loop(deadline, LoopTimer::GraceOver);
+        self.phase = Phase::Draining { deadline };
     }
 
     fn drain_finished(&mut self) -> bool {
@@ -554,7 +561,18 @@ impl<N: Net> Server<N> {
     fn fire_timers(&mut self) {
         let now = self.now;
         let mut link_due = false;
-        while let Some((key, serial)) = self.timers.pop_due(now) {
+        while let Some(wake) = self.timers.pop_due(now) {
+            let (key, serial) = match wake {
+                Wake::Source { key, serial } => (key, serial),
+                Wake::Loop(LoopTimer::Stats) => {
+                    self.log_stats(now);
+                    continue;
+                }
+                // Nothing to do here: `drain_finished`, after this turn,
+                // sees that the grace is over. The deadline only had to
+                // wake the loop.
+                Wake::Loop(LoopTimer::GraceOver) => continue,
+            };
             let Some(entry) = self.sources.get_mut(key) else {
                 continue;
             };
@@ -580,11 +598,13 @@ impl<N: Net> Server<N> {
         if link_due {
             self.redis_timer();
         }
-        if let (Some(at), Some(every)) = (self.next_stats, self.config.stats_interval) {
-            if at <= now {
-                info!("stats: {}", self.stats);
-                self.next_stats = Some(now + every);
-            }
+    }
+
+    /// The stats line is due: log it and schedule the next one.
+    fn log_stats(&mut self, now: Instant) {
+        info!("stats: {}", self.stats);
+        if let Some(every) = self.config.stats_interval {
+            self.timers.schedule_loop(now + every, LoopTimer::Stats);
         }
     }
 }

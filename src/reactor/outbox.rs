@@ -94,7 +94,7 @@ impl<N: Net> Queues for SlabQueues<'_, N> {
     fn queue(&mut self, id: ClientId) -> Option<&mut ChunkQueue> {
         match &mut self.chat_conn(id)?.proto {
             Proto::Chat(chat) => Some(&mut chat.out),
-            Proto::Echo(_) => None,
+            Proto::Echo(_) | Proto::Daytime(_) => None,
         }
     }
 

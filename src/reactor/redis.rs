@@ -31,11 +31,12 @@ use mio::{Interest, Token};
 use slab::Slab;
 
 use crate::cluster::link::{Effect as LinkEffect, Link, LinkConfig, LinkError};
-use crate::cluster::url::RedisUrl;
 use crate::config;
-use crate::net::{read_once, write_once, EventList, Net, ReadOutcome, Readiness, WriteOutcome};
+use crate::config::redis_url::RedisUrl;
+use crate::net::toolkit::{drain, Drained};
+use crate::net::{write_once, EventList, Net, Readiness, WriteOutcome};
 
-use super::source::{Entry, Source};
+use super::source::{Entry, RedisSource, Source};
 use super::{stats, Server};
 
 /// The Redis link and what the loop keeps about it.
@@ -74,16 +75,6 @@ pub struct ClusterState {
     pub stats: crate::cluster::link::LinkStats,
     /// The local users' nicknames, sorted.
     pub nicks: Vec<String>,
-}
-
-/// The link's socket, when one is open.
-pub struct RedisSource<N: Net> {
-    /// The connection to Redis.
-    pub socket: Option<N::Stream>,
-    /// Whether the connect has completed.
-    pub connected: bool,
-    /// What mio watches for now (`None`: not registered).
-    pub interest: Option<Interest>,
 }
 
 impl<N: Net> Server<N> {
@@ -190,27 +181,22 @@ impl<N: Net> Server<N> {
             return self.pump_link();
         }
         if ready.readable || ready.read_closed {
-            let mut budget = config::READ_BUDGET_PER_TURN;
-            loop {
-                match read_once(&mut self.net.io(socket), &mut self.read_buf) {
-                    Ok(ReadOutcome::Data(n)) => {
-                        c.link.handle_input(now, &self.read_buf[..n]);
-                        budget = budget.saturating_sub(n);
-                        if budget == 0 {
-                            self.still_ready.push((key, c.serial));
-                            break;
-                        }
-                    }
-                    Ok(ReadOutcome::Eof) => {
-                        c.link.handle_eof(now);
-                        break;
-                    }
-                    Ok(ReadOutcome::WouldBlock) => break,
-                    Err(e) => {
-                        c.link.handle_io_error(now, &e);
-                        break;
-                    }
-                }
+            let link = &mut c.link;
+            let drained = drain(
+                &mut self.net.io(socket),
+                &mut self.read_buf,
+                config::READ_BUDGET_PER_TURN,
+                ready.read_closed,
+                |data| {
+                    link.handle_input(now, data);
+                    true
+                },
+            );
+            match drained {
+                Ok(Drained::Empty | Drained::Stopped) => {}
+                Ok(Drained::BudgetSpent) => self.still_ready.push((key, c.serial)),
+                Ok(Drained::Eof) => c.link.handle_eof(now),
+                Err(e) => c.link.handle_io_error(now, &e),
             }
         }
         // Writable: the pump writes whatever waits.

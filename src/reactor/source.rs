@@ -19,6 +19,7 @@ use crate::config::TcpService;
 use crate::net::mio::MioNet;
 use crate::net::Net;
 use crate::protocol::chat::ClientId;
+use crate::protocol::daytime::DaytimeSession;
 use crate::protocol::echo::EchoSession;
 use crate::protocol::udp_echo::UdpEcho;
 
@@ -43,7 +44,7 @@ pub enum Source<N: Net = MioNet> {
     Conn(Conn<N>),
     /// The link to Redis of `--cluster` (boxed, as rare as it is: one per
     /// server).
-    Redis(Box<super::redis::RedisSource<N>>),
+    Redis(Box<RedisSource<N>>),
 }
 
 impl<N: Net> Source<N> {
@@ -56,6 +57,7 @@ impl<N: Net> Source<N> {
             Source::Conn(c) => match c.proto {
                 Proto::Echo(_) => "echo-conn",
                 Proto::Chat(_) => "chat-conn",
+                Proto::Daytime(_) => "daytime-conn",
             },
         }
     }
@@ -127,6 +129,8 @@ pub enum Proto {
     Echo(EchoSession),
     /// Chat: the hub holds the session; the connection holds its output.
     Chat(ChatConn),
+    /// Daytime: one line out, nothing read, then a lingering close.
+    Daytime(DaytimeSession),
 }
 
 /// A chat connection's share of the state: its output queue of shared lines.
@@ -193,6 +197,9 @@ impl<N: Net> Conn<N> {
         match &self.proto {
             Proto::Echo(e) => e.wants_read(),
             Proto::Chat(c) => !c.finishing,
+            // Input is thrown away, by the lingering close once the line is
+            // out; until then the client's bytes wait in the kernel.
+            Proto::Daytime(_) => false,
         }
     }
 
@@ -201,6 +208,7 @@ impl<N: Net> Conn<N> {
         match &self.proto {
             Proto::Echo(e) => e.pending(),
             Proto::Chat(c) => c.out.len(),
+            Proto::Daytime(d) => d.pending(),
         }
     }
 
@@ -211,6 +219,7 @@ impl<N: Net> Conn<N> {
         match &self.proto {
             Proto::Echo(e) => e.pending(),
             Proto::Chat(c) => c.out.cost(),
+            Proto::Daytime(d) => d.pending(),
         }
     }
 
@@ -220,7 +229,7 @@ impl<N: Net> Conn<N> {
     pub fn input_paused_by_server(&self) -> bool {
         let at_out_limit = match &self.proto {
             Proto::Echo(e) => !e.input_closed() && !e.wants_read(),
-            Proto::Chat(_) => false,
+            Proto::Chat(_) | Proto::Daytime(_) => false,
         };
         at_out_limit || self.paused_for_total
     }
@@ -230,6 +239,7 @@ impl<N: Net> Conn<N> {
         match &self.proto {
             Proto::Echo(e) => e.is_done(),
             Proto::Chat(c) => c.finishing && c.out.is_empty(),
+            Proto::Daytime(d) => d.is_done(),
         }
     }
 
@@ -252,6 +262,13 @@ impl<N: Net> Conn<N> {
         match &self.proto {
             Proto::Echo(e) => e.output(iov),
             Proto::Chat(c) => c.out.io_slices(iov),
+            Proto::Daytime(d) => match iov.first_mut() {
+                Some(slot) if d.pending() > 0 => {
+                    *slot = IoSlice::new(d.output());
+                    1
+                }
+                _ => 0,
+            },
         }
     }
 
@@ -261,6 +278,7 @@ impl<N: Net> Conn<N> {
         match &mut self.proto {
             Proto::Echo(e) => e.consume_output(n, pool),
             Proto::Chat(c) => c.out.consume(n),
+            Proto::Daytime(d) => d.consume_output(n),
         }
     }
 
@@ -269,6 +287,7 @@ impl<N: Net> Conn<N> {
         match &mut self.proto {
             Proto::Echo(e) => e.release(pool),
             Proto::Chat(c) => c.out.clear(),
+            Proto::Daytime(d) => d.discard(),
         }
     }
 }
@@ -286,4 +305,14 @@ pub fn key_of(id: ClientId) -> usize {
 /// Whether `serial` is the one packed into `id`.
 pub fn serial_matches(id: ClientId, serial: u64) -> bool {
     id.0 >> 32 == serial & 0xffff_ffff
+}
+
+/// The link's socket, when one is open.
+pub struct RedisSource<N: Net> {
+    /// The connection to Redis.
+    pub socket: Option<N::Stream>,
+    /// Whether the connect has completed.
+    pub connected: bool,
+    /// What mio watches for now (`None`: not registered).
+    pub interest: Option<Interest>,
 }

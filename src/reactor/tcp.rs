@@ -14,6 +14,7 @@ use slab::Slab;
 
 use crate::buffer::BufferPool;
 use crate::config;
+use crate::net::toolkit::{drain, Drained};
 use crate::net::{read_once, write_once, Net, ReadOutcome, WriteOutcome};
 use crate::protocol::chat::LeaveReason;
 
@@ -49,12 +50,15 @@ impl<N: Net> Server<N> {
                 Proto::Echo(e) => e.read_allowance(),
                 Proto::Chat(c) if c.finishing => 0,
                 Proto::Chat(_) => usize::MAX,
+                // Reads nothing: once its line is out, the lingering close
+                // reads and throws away whatever the client sent.
+                Proto::Daytime(_) => 0,
             };
             let allowance_now = match &conn.proto {
                 Proto::Echo(_) => allowance
                     .min(headroom)
                     .min(conn.total_share.unwrap_or(usize::MAX)),
-                Proto::Chat(_) => allowance,
+                Proto::Chat(_) | Proto::Daytime(_) => allowance,
             };
             let want = allowance_now.min(budget).min(self.read_buf.len());
             if want == 0 {
@@ -126,6 +130,9 @@ impl<N: Net> Server<N> {
                             self.hub.handle_input(id, &self.read_buf[..n]);
                             self.deliver_chat();
                         }
+                        // Its allowance is 0, so no read reaches here; were
+                        // one to, RFC 867 says input is thrown away.
+                        Proto::Daytime(_) => {}
                     }
                     // A short read means the kernel had no more bytes: with
                     // edge-triggered epoll the next arrival raises a new
@@ -153,6 +160,7 @@ impl<N: Net> Server<N> {
                             self.deliver_chat();
                             self.queue_flush(key);
                         }
+                        Proto::Daytime(_) => self.queue_flush(key),
                     }
                     break;
                 }
@@ -287,22 +295,33 @@ impl<N: Net> Server<N> {
         let Source::Conn(conn) = &mut self.sources[key].source else {
             return;
         };
-        for _ in 0..(config::READ_BUDGET_PER_TURN / self.read_buf.len()).max(1) {
-            match read_once(&mut self.net.io(&conn.stream), &mut self.read_buf) {
-                Ok(ReadOutcome::Data(n)) => conn.bytes_in += n as u64,
-                Ok(ReadOutcome::WouldBlock) => return,
-                Ok(ReadOutcome::Eof) | Err(_) => {
-                    let reason = match self.phase {
-                        Phase::Running => CloseReason::Done,
-                        Phase::Draining { .. } => CloseReason::Shutdown,
-                    };
-                    self.close_conn(key, reason);
-                    return;
-                }
+        // Called without the event's flags: read on to `WouldBlock`
+        // (read_closed), which is what a lingering close waits for anyway.
+        let bytes_in = &mut conn.bytes_in;
+        let drained = drain(
+            &mut self.net.io(&conn.stream),
+            &mut self.read_buf,
+            config::READ_BUDGET_PER_TURN,
+            true,
+            |discarded| {
+                *bytes_in += discarded.len() as u64;
+                true
+            },
+        );
+        match drained {
+            Ok(Drained::Empty | Drained::Stopped) => {}
+            Ok(Drained::BudgetSpent) => {
+                let serial = self.sources[key].serial;
+                self.still_ready.push((key, serial));
+            }
+            Ok(Drained::Eof) | Err(_) => {
+                let reason = match self.phase {
+                    Phase::Running => CloseReason::Done,
+                    Phase::Draining { .. } => CloseReason::Shutdown,
+                };
+                self.close_conn(key, reason);
             }
         }
-        let serial = self.sources[key].serial;
-        self.still_ready.push((key, serial));
     }
 
     /// Re-register a connection only if the interest its state asks for

@@ -1,14 +1,15 @@
 //! The `client_lines` target: what the `chat` and `talk` clients do with
-//! bytes, from [`crate::client::lines`]. A received stream, cut into
-//! arbitrary chunks, goes through [`LineSplitter`] and each line through
+//! bytes. A received stream, cut into arbitrary chunks, goes through the
+//! clients' [`LineFramer`] (splitting over-long lines) and each line through
 //! [`printable`]; the same bytes, as typed by the user, go through
-//! [`ByeWatcher`].
+//! [`ByeWatcher`] (both from [`crate::client::lines`]).
 //!
 //! Checked against naive models, byte at a time:
-//! - the splitter gives, after every chunk, exactly the lines of the naive
-//!   rule (LF ends a line and one CR before it is dropped; a line that
-//!   reaches `max` bytes without LF comes out in `max`-byte pieces, so
-//!   nothing is dropped), each at most `max` bytes;
+//! - the framer gives, after every chunk, exactly the lines of the naive
+//!   rule (LF ends a line and one CR before it is dropped; a line longer
+//!   than `max` bytes comes out in `max`-byte pieces, each as soon as
+//!   `max + 2` bytes without LF show it is one, so nothing is dropped), each
+//!   at most `max` bytes;
 //! - every printed line is the received line decoded lossily with every
 //!   control character but TAB replaced by U+FFFD (so no peer drives the
 //!   terminal), borrowed, not copied, when there was nothing to replace;
@@ -18,13 +19,14 @@
 
 use std::borrow::Cow;
 
-use crate::client::lines::{printable, ByeWatcher, LineSplitter};
+use crate::client::lines::{printable, ByeWatcher};
+use crate::protocol::line::LineFramer;
 use crate::testing::{chunks, sanitize, show};
 
 /// One stream, received and typed.
 #[derive(Debug, Clone)]
 pub struct ClientLinesInput {
-    /// The splitter's limit, as `1 + max % 64`.
+    /// The framer's limit, as `1 + max % 64`.
     pub max: u8,
     /// How the stream is cut into reads (see [`chunks`]).
     pub chunk_lens: Vec<u8>,
@@ -49,7 +51,7 @@ impl<'a> arbitrary::Arbitrary<'a> for ClientLinesInput {
     }
 }
 
-/// The splitter's rule, one byte at a time.
+/// The splitting rule, one byte at a time.
 struct NaiveSplitter {
     max: usize,
     line: Vec<u8>,
@@ -59,22 +61,32 @@ impl NaiveSplitter {
     fn push(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>) {
         for &b in bytes {
             if b == b'\n' {
-                out.push(strip_cr(&self.line).to_vec());
-                self.line.clear();
+                self.end_line(out);
                 continue;
             }
-            if self.line.len() == self.max {
-                // A full piece, and the line goes on.
-                out.push(std::mem::take(&mut self.line));
+            if self.line.len() == self.max + 1 {
+                // No line of `max` bytes, even with its CR, is this long:
+                // a full piece, and the line goes on.
+                out.push(self.line.drain(..self.max).collect());
             }
             self.line.push(b);
         }
     }
 
+    /// The line ends (its LF, or the end of input): without one CR at its
+    /// end, in pieces of `max` bytes.
+    fn end_line(&mut self, out: &mut Vec<Vec<u8>>) {
+        let line = strip_cr(&self.line);
+        if line.is_empty() {
+            out.push(Vec::new());
+        }
+        out.extend(line.chunks(self.max).map(<[u8]>::to_vec));
+        self.line.clear();
+    }
+
     fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
         if !self.line.is_empty() {
-            out.push(strip_cr(&self.line).to_vec());
-            self.line.clear();
+            self.end_line(out);
         }
     }
 }
@@ -118,7 +130,7 @@ pub fn check(input: &ClientLinesInput) {
     let max = 1 + usize::from(input.max) % 64;
     let pieces = chunks(&input.stream, &input.chunk_lens);
 
-    let mut splitter = LineSplitter::new(max);
+    let mut splitter = LineFramer::splitting(max);
     let mut model = NaiveSplitter {
         max,
         line: Vec::new(),
@@ -127,7 +139,7 @@ pub fn check(input: &ClientLinesInput) {
     for (n, chunk) in pieces.iter().enumerate() {
         // Only the lines this chunk completed: earlier ones were compared.
         let (old_got, old_want) = (got.len(), want.len());
-        splitter.push(chunk, |line| got.push(line.to_vec()));
+        splitter.push_lines(chunk, |line| got.push(line.to_vec()));
         model.push(chunk, &mut want);
         assert_eq!(
             got[old_got..],
@@ -136,7 +148,7 @@ pub fn check(input: &ClientLinesInput) {
             show(chunk)
         );
     }
-    splitter.finish(|line| got.push(line.to_vec()));
+    splitter.finish_lines(|line| got.push(line.to_vec()));
     model.finish(&mut want);
     assert_eq!(got, want, "end of input: lines differ");
     for line in &got {

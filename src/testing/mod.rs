@@ -21,8 +21,10 @@
 //!   with arbitrary reads and partial writes: output equals input.
 //! - [`udp_echo`] checks [`UdpEcho`](crate::protocol::udp_echo::UdpEcho) against a
 //!   queue model: replies whole, to their source, bounded, port guard.
-//! - [`client_lines`] checks the clients' line splitter, terminal-safe
-//!   printing and `bye` detection ([`crate::client::lines`]).
+//! - [`client_lines`] checks the clients' line splitting (the
+//!   [`LineFramer`](crate::protocol::line::LineFramer) in its splitting
+//!   mode), terminal-safe printing and `bye` detection
+//!   ([`crate::client::lines`]).
 //! - [`sim`] is bigger than the others: the whole server (the real reactor)
 //!   on the simulated network ([`crate::net::sim`]), driven by scenario
 //!   clients from a seed (`tests/sim.rs`) or from fuzzer bytes.

@@ -4,7 +4,7 @@
 //! tests/cluster_redis.rs checks that these scripts match reality).
 
 use super::*;
-use crate::cluster::bus::{Reason, Text};
+use crate::protocol::chat::bus::{Reason, Text};
 
 const SERVER: ServerId = 0xabc;
 const PEER: ServerId = 0x777;

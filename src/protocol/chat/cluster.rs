@@ -37,7 +37,7 @@ use std::ops::RangeInclusive;
 
 use super::name::{Name, NameKey};
 use super::{ClientId, Effects, Hub, Room};
-use crate::cluster::bus::{self, Event, Member, Message, Reason, ServerId, Text};
+use crate::protocol::chat::bus::{self, Event, Member, Message, Reason, ServerId, Text};
 
 /// What the hub asks of the Redis link.
 #[derive(Debug, Clone, PartialEq, Eq)]

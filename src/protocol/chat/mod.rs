@@ -47,6 +47,7 @@
 //! docs/protocol.md describes the protocol for users; the exact lines below
 //! are the ones it documents.
 
+pub mod bus;
 pub mod cluster;
 pub mod command;
 pub mod delivery;
@@ -761,7 +762,9 @@ impl Hub {
     fn who(&mut self, id: ClientId, out: &mut Effects) {
         let room = &self.rooms[&self.sessions[&id].room];
         let b = &mut self.builder;
-        b.str("* users in #").str(room.name.as_str()).str(": ");
+        b.str(wire::WHO_HEAD)
+            .str(room.name.as_str())
+            .str(wire::WHO_LIST);
         // Two lists, each in join order: merge them by their stamps.
         let mut local = room.members.iter().map(|m| &self.sessions[m]).peekable();
         let mut remote = room.remote.iter().peekable();
@@ -775,7 +778,7 @@ impl Hub {
             };
             let Some(nick) = nick else { break };
             if !first {
-                b.str(", ");
+                b.str(wire::WHO_SEP);
             }
             first = false;
             b.str(nick.as_str());

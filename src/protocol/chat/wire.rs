@@ -44,6 +44,26 @@ pub fn relayed(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&rest[..at], text))
 }
 
+/// The start of the answer to `/who`: `* users in #ROOM: A, B, C`.
+pub const WHO_HEAD: &str = "* users in #";
+/// Between the room's name and the first nickname.
+pub const WHO_LIST: &str = ": ";
+/// Between two nicknames (which never hold a comma or a space).
+pub const WHO_SEP: &str = ", ";
+
+/// The room (without `#`) and the nicknames, in order, of an answer to
+/// `/who`.
+pub fn who(line: &[u8]) -> Option<(&[u8], impl Iterator<Item = &[u8]>)> {
+    let rest = line.strip_prefix(WHO_HEAD.as_bytes())?;
+    let at = find(rest, WHO_LIST.as_bytes())?;
+    let list = &rest[at + WHO_LIST.len()..];
+    let nicks = list
+        .split(|&b| b == WHO_SEP.as_bytes()[0])
+        .map(|nick| nick.strip_prefix(&WHO_SEP.as_bytes()[1..]).unwrap_or(nick))
+        .filter(|nick| !nick.is_empty());
+    Some((&rest[..at], nicks))
+}
+
 /// The guest number in a nickname `guestK`.
 pub fn guest_number(nick: &[u8]) -> Option<u64> {
     let digits = nick.strip_prefix(b"guest")?;
@@ -77,6 +97,15 @@ mod tests {
             Some((&b"bob"[..], &b"hi > there"[..]))
         );
         assert_eq!(relayed(b"<bob>hi"), None);
+        let (room, nicks) = who(b"* users in #lobby: guest1, ann, guest12").unwrap();
+        assert_eq!(room, b"lobby");
+        assert_eq!(
+            nicks.collect::<Vec<_>>(),
+            [&b"guest1"[..], b"ann", b"guest12"]
+        );
+        let (_, nicks) = who(b"* users in #r: solo").unwrap();
+        assert_eq!(nicks.collect::<Vec<_>>(), [&b"solo"[..]]);
+        assert!(who(b"* bob joined #rust").is_none());
         assert_eq!(guest_number(b"guest7"), Some(7));
         assert_eq!(guest_number(b"guest"), None);
         assert_eq!(guest_number(b"bob"), None);

@@ -56,7 +56,7 @@ use std::time::Duration;
 use super::redis::{RedisFaults, SimRedis};
 use super::{audit, MAX_STEPS};
 use crate::cluster::link::{MAX_IN_FLIGHT, MAX_OUTPUT};
-use crate::cluster::url::RedisUrl;
+use crate::config::redis_url::RedisUrl;
 use crate::config::{ListenerSpec, ServeConfig, Service};
 use crate::net::sim::{ClientRead, ConnId, Faults, SimEvents, SimNet, SimRng};
 use crate::net::EventList;
