@@ -629,12 +629,14 @@ impl Link {
                     self.next_refresh = now + t.refresh;
                     self.reassert_all(now);
                 }
-                let lost: Vec<ServerId> = self
+                let mut lost: Vec<ServerId> = self
                     .peers
                     .iter()
                     .filter(|(_, p)| now >= p.last_heard + t.lost_after)
                     .map(|(id, _)| *id)
                     .collect();
+                // In the same order every run (a simulated seed replays).
+                lost.sort_unstable();
                 for id in lost {
                     self.peers.remove(&id);
                     self.effects.push_back(Effect::ServerLost(id));

@@ -218,6 +218,13 @@ pub trait Net {
     /// `ENOTCONN` while the handshake is still under way).
     fn connect_result(&mut self, stream: &Self::Stream) -> io::Result<bool>;
 
+    /// The id this server goes by on the cluster bus: random, so that no
+    /// two servers share one (the OS's randomness and the clock here; the
+    /// simulation draws it from its seed, so a run replays exactly).
+    fn server_id(&mut self) -> u64 {
+        crate::cluster::link::new_server_id()
+    }
+
     /// A stream seen through this `Net` as `std::io::Read` and `Write`, so
     /// that [`read_once`] and [`write_once`] serve the reactor too.
     fn io<'a>(&'a mut self, stream: &'a Self::Stream) -> StreamIo<'a, Self>

@@ -32,8 +32,15 @@
 //! momentarily full, with the WRITABLE edge that follows), events split over
 //! several polls. Short reads come from the clients' segmentation and from
 //! receive windows as small as one byte.
+//!
+//! The server may also connect out, to a simulated peer (the cluster's
+//! Redis, `crate::testing::sim::redis`): a connect to an address where the
+//! peer listens waits, as `EINPROGRESS` does, until the peer accepts or
+//! refuses it; the peer then plays the client's end of an ordinary
+//! connection. Several servers, each with its own `SimNet`, share one
+//! virtual clock ([`SimNet::share_clock`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -225,6 +232,15 @@ struct TcpConn {
     sock: Option<usize>,
     /// The server ever registered it with epoll.
     registered: bool,
+    /// An outbound connect (the server connected to a simulated peer; the
+    /// "client" end is the peer) whose handshake has not completed.
+    connecting: bool,
+    /// An outbound connect the peer refused (or nobody listened): the
+    /// socket reports an error and `connect_result` says `ECONNREFUSED`.
+    refused: bool,
+    /// The server connected out (to a simulated peer), rather than
+    /// accepting it.
+    outbound: bool,
 }
 
 /// What a server-side socket is.
@@ -334,7 +350,9 @@ pub struct SimNet {
     /// Fault rates.
     pub faults: Faults,
     epoch: Instant,
-    elapsed: Duration,
+    /// Virtual time since `epoch`; shared by the networks of several
+    /// servers in one simulation ([`SimNet::share_clock`]).
+    clock: Rc<Cell<Duration>>,
     socks: Vec<Sock>,
     conns: Vec<TcpConn>,
     ready: VecDeque<usize>,
@@ -358,6 +376,10 @@ pub struct SimNet {
     pub counters: SimCounters,
     /// The last poll's events: (token, socket).
     batch: Vec<(Token, usize)>,
+    /// Addresses where a simulated peer (Redis) accepts connections.
+    peers: Vec<SocketAddr>,
+    /// Outbound connects waiting for their peer to accept or refuse them.
+    connects: VecDeque<ConnId>,
 }
 
 fn closed_error() -> io::Error {
@@ -382,7 +404,7 @@ impl SimNet {
             // Only differences of instants matter to the reactor; this one
             // reading of the real clock fixes where virtual time starts.
             epoch: Instant::now(),
-            elapsed: Duration::ZERO,
+            clock: Rc::new(Cell::new(Duration::ZERO)),
             socks: Vec::new(),
             conns: Vec::new(),
             ready: VecDeque::new(),
@@ -400,6 +422,8 @@ impl SimNet {
             next_port: 40000,
             counters: SimCounters::default(),
             batch: Vec::new(),
+            peers: Vec::new(),
+            connects: VecDeque::new(),
         }
     }
 
@@ -410,12 +434,20 @@ impl SimNet {
 
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
-        self.elapsed
+        self.clock.get()
     }
 
     /// Let virtual time pass (the clients take their time).
     pub fn advance(&mut self, by: Duration) {
-        self.elapsed += by;
+        self.clock.set(self.clock.get() + by);
+    }
+
+    /// Run on `other`'s clock from now on: several servers in one
+    /// simulation (each with its own network, all joined by a simulated
+    /// peer such as Redis) see one virtual time.
+    pub fn share_clock(&mut self, other: &SimNet) {
+        self.epoch = other.epoch;
+        self.clock = Rc::clone(&other.clock);
     }
 
     /// Deliver a signal to the server (SIGINT, SIGTERM).
@@ -476,6 +508,13 @@ impl SimNet {
             SockKind::Udp { inbox, room, .. } => (!inbox.is_empty(), *room > 0, false, false),
             SockKind::Stream { conn } => {
                 let c = &self.conns[*conn];
+                if c.refused {
+                    // EPOLLERR | EPOLLHUP: whatever the interest.
+                    return (true, true, true, true);
+                }
+                if c.connecting {
+                    return (false, false, false, false);
+                }
                 let reset = c.client_reset;
                 let readable = !c.up.is_empty() || c.up_fin || reset;
                 let writable = c.down.len() < c.down_cap || reset || c.down_fin;
@@ -589,6 +628,9 @@ impl SimNet {
             nospace: false,
             sock: None,
             registered: false,
+            connecting: false,
+            refused: false,
+            outbound: false,
         });
         let id = self.conns.len() - 1;
         if let SockKind::Listener { backlog, .. } = &mut self.socks[listener].kind {
@@ -779,6 +821,64 @@ impl SimNet {
             .and_then(|(_, q)| q.pop_front())
     }
 
+    // ----- simulated peers the server connects to ----------------------
+    //
+    // An outbound connection is a `TcpConn` like an accepted one, with the
+    // peer at its "client" end: the peer reads what the server wrote with
+    // `client_recv`, answers with `client_send`, and cuts it with
+    // `client_reset` or `client_close`.
+
+    /// Whether a simulated peer accepts connections at `addr` from now on.
+    /// Connects already waiting are not affected (refuse them one by one).
+    pub fn peer_listen(&mut self, addr: SocketAddr, listening: bool) {
+        self.peers.retain(|&a| a != addr);
+        if listening {
+            self.peers.push(addr);
+        }
+    }
+
+    /// The oldest connect to `addr` still waiting for the peer's answer
+    /// (connects the server gave up on meanwhile are forgotten).
+    pub fn peer_pending(&mut self, addr: SocketAddr) -> Option<ConnId> {
+        self.reap_closed();
+        let conns = &self.conns;
+        self.connects
+            .retain(|&c| conns[c].connecting && !conns[c].server_closed);
+        self.connects
+            .iter()
+            .copied()
+            .find(|&c| self.conns[c].client_addr == addr)
+    }
+
+    /// The peer completes connect `id`'s handshake: the server's socket
+    /// turns writable, and `connect_result` says connected.
+    pub fn peer_accept(&mut self, id: ConnId) {
+        let c = &mut self.conns[id];
+        if !c.connecting {
+            return;
+        }
+        c.connecting = false;
+        self.connects.retain(|&c| c != id);
+        if let Some(sock) = self.conns[id].sock {
+            self.edge(sock, false, true, false);
+        }
+    }
+
+    /// The peer refuses connect `id` (nobody listens any more): the socket
+    /// reports an error, and `connect_result` says `ECONNREFUSED`.
+    pub fn peer_refuse(&mut self, id: ConnId) {
+        let c = &mut self.conns[id];
+        if !c.connecting {
+            return;
+        }
+        c.connecting = false;
+        c.refused = true;
+        self.connects.retain(|&c| c != id);
+        if let Some(sock) = self.conns[id].sock {
+            self.edge(sock, true, true, true);
+        }
+    }
+
     // ----- audits ------------------------------------------------------
 
     /// Datagrams waiting unread in the server's UDP sockets.
@@ -793,13 +893,16 @@ impl SimNet {
             .sum()
     }
 
-    /// Server-side sockets open now: (listeners and UDP sockets, streams).
+    /// Server-side sockets open now: (listeners and UDP sockets, accepted
+    /// streams). Outbound connections (to a simulated Redis) are not
+    /// counted.
     pub fn open_sockets(&mut self) -> (usize, usize) {
         self.reap_closed();
         let mut endpoints = 0;
         let mut streams = 0;
         for s in self.socks.iter().filter(|s| s.open) {
             match s.kind {
+                SockKind::Stream { conn } if self.conns[conn].outbound => {}
                 SockKind::Stream { .. } => streams += 1,
                 _ => endpoints += 1,
             }
@@ -820,13 +923,13 @@ impl Net for SimNet {
     type Events = SimEvents;
 
     fn now(&self) -> Instant {
-        self.epoch + self.elapsed
+        self.epoch + self.clock.get()
     }
 
     /// The virtual clock on the calendar: every run starts at the same
     /// moment (2023-11-14T22:13:20Z), so a seed replays the same lines.
     fn wall_clock(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.elapsed
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.elapsed()
     }
 
     fn poll(&mut self, events: &mut SimEvents, timeout: Option<Duration>) -> io::Result<()> {
@@ -835,7 +938,8 @@ impl Net for SimNet {
         self.reap_closed();
         self.counters.polls += 1;
         // The loop's own work between two polls takes a little time.
-        self.elapsed += Duration::from_micros(self.rng.below(50));
+        let work = Duration::from_micros(self.rng.below(50));
+        self.advance(work);
         if self.rng.chance(self.faults.eintr) {
             self.counters.eintr += 1;
             return Err(interrupted());
@@ -906,7 +1010,8 @@ impl Net for SimNet {
         // server sleeps until a client does something; the clients act
         // before the next turn.
         if let (true, Some(wait)) = (events.events.is_empty(), timeout) {
-            self.elapsed += self.max_jump.map_or(wait, |most| wait.min(most));
+            let jump = self.max_jump.map_or(wait, |most| wait.min(most));
+            self.advance(jump);
             self.counters.time_jumps += 1;
         }
         Ok(())
@@ -1068,8 +1173,14 @@ impl Net for SimNet {
             return Err(interrupted());
         }
         let c = self.stream_conn(stream)?;
+        if c.refused {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
         if c.client_reset {
             return Err(io::ErrorKind::ConnectionReset.into());
+        }
+        if c.connecting {
+            return Err(would_block());
         }
         if !c.up.is_empty() {
             return Ok(c.up.take(buf));
@@ -1089,8 +1200,14 @@ impl Net for SimNet {
         let cut = self.rng.next_u64();
         let sock = stream.0.id;
         let c = self.stream_conn(stream)?;
+        if c.refused {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
         if c.client_reset {
             return Err(io::ErrorKind::ConnectionReset.into());
+        }
+        if c.connecting {
+            return Err(would_block());
         }
         if c.down_fin {
             return Err(io::ErrorKind::BrokenPipe.into());
@@ -1140,16 +1257,58 @@ impl Net for SimNet {
         Ok(())
     }
 
-    /// The simulated network has no outbound peer yet (a simulated Redis is
-    /// still to come): every connect is refused, which a `--cluster` server
-    /// takes as Redis being unreachable.
-    fn connect(&mut self, _addr: SocketAddr) -> io::Result<SimStream> {
-        Err(io::ErrorKind::ConnectionRefused.into())
+    /// A connect to an address where a simulated peer listens
+    /// ([`SimNet::peer_listen`]) waits until the peer accepts or refuses it
+    /// ([`SimNet::peer_accept`], [`SimNet::peer_refuse`]), as `EINPROGRESS`
+    /// does. Nobody listening: refused, either at once (as loopback
+    /// sometimes answers) or through the socket's error, drawn by the seed.
+    fn connect(&mut self, addr: SocketAddr) -> io::Result<SimStream> {
+        let listening = self.peers.contains(&addr);
+        if !listening && self.rng.chance(500) {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
+        // Windows of at least 256 bytes: the peer moves bytes once a step, and
+        // its own faults cut them into small pieces when the seed says so.
+        let up_cap = self.window().max(256);
+        let down_cap = self.window().max(256);
+        self.conns.push(TcpConn {
+            client_addr: addr,
+            up: Pipe::default(),
+            up_cap,
+            up_fin: false,
+            down: Pipe::default(),
+            down_cap,
+            down_fin: false,
+            client_reset: false,
+            server_reset: false,
+            client_closed: false,
+            server_closed: false,
+            nospace: false,
+            sock: None,
+            registered: false,
+            connecting: listening,
+            refused: !listening,
+            outbound: true,
+        });
+        let conn = self.conns.len() - 1;
+        let id = self.new_sock(SockKind::Stream { conn }, None);
+        self.conns[conn].sock = Some(id);
+        if listening {
+            self.connects.push_back(conn);
+        }
+        Ok(SimStream(self.handle(id)))
     }
 
-    fn connect_result(&mut self, _stream: &SimStream) -> io::Result<bool> {
-        // Only accepted streams exist here, and they are connected.
-        Ok(true)
+    fn server_id(&mut self) -> u64 {
+        self.rng.next_u64().max(1)
+    }
+
+    fn connect_result(&mut self, stream: &SimStream) -> io::Result<bool> {
+        let c = self.stream_conn(stream)?;
+        if c.refused {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
+        Ok(!c.connecting)
     }
 
     fn recv_from(&mut self, socket: &SimUdp, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {

@@ -80,6 +80,7 @@ use crate::net::{interrupted, EventList, Net, Readiness, SIGNAL_TOKEN};
 use crate::protocol::chat::delivery::Delivery;
 use crate::protocol::chat::{ChatLimits, Hub};
 use crate::protocol::udp_echo::{UdpEcho, UdpLimits};
+pub use redis::ClusterState;
 use source::{CloseReason, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
@@ -213,6 +214,7 @@ impl<N: Net> Server<N> {
                 &mut next_serial,
                 url,
                 now,
+                net.server_id(),
             )?),
             None => None,
         };

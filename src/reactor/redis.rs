@@ -58,6 +58,25 @@ pub struct ClusterLink {
     pub startup_error: Option<LinkError>,
 }
 
+/// A snapshot of the cluster side of a server ([`Server::cluster_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterState {
+    /// This server's id on the bus.
+    pub server: u64,
+    /// The link is up (authenticated and subscribed).
+    pub up: bool,
+    /// A new connection would get a name (the guest pool is not empty).
+    pub ready: bool,
+    /// Bytes of commands waiting to be written to Redis.
+    pub output: usize,
+    /// Commands sent and not answered yet.
+    pub in_flight: usize,
+    /// The link's counters.
+    pub stats: crate::cluster::link::LinkStats,
+    /// The local users' nicknames, sorted.
+    pub nicks: Vec<String>,
+}
+
 impl<N: Net> Server<N> {
     /// Build the link for `url` and give it its slab entry (no socket yet:
     /// the link asks for one at once).
@@ -66,6 +85,7 @@ impl<N: Net> Server<N> {
         next_serial: &mut u64,
         url: &RedisUrl,
         now: Instant,
+        server_id: u64,
     ) -> io::Result<ClusterLink> {
         let addr = config::resolve(&url.addr())
             .map_err(|e| io::Error::new(e.kind(), format!("cannot reach Redis at {url}: {e}")))?;
@@ -79,7 +99,7 @@ impl<N: Net> Server<N> {
                 interest: None,
             })),
         });
-        let config = LinkConfig::new(crate::cluster::link::new_server_id(), url);
+        let config = LinkConfig::new(server_id, url);
         Ok(ClusterLink {
             link: Link::new(config, now),
             url: url.clone(),
@@ -365,6 +385,23 @@ impl<N: Net> Server<N> {
         })
     }
 
+    /// What the link and the hub's cluster view are like now (`None`
+    /// without `--cluster`): for the simulation's checks.
+    pub fn cluster_state(&self) -> Option<ClusterState> {
+        let c = self.cluster.as_ref()?;
+        let mut nicks: Vec<String> = self.hub.nicks().map(str::to_string).collect();
+        nicks.sort();
+        Some(ClusterState {
+            server: c.link.server(),
+            up: c.link.is_up(),
+            ready: self.hub.cluster_ready(),
+            output: c.link.transmit().len(),
+            in_flight: c.link.awaiting_replies(),
+            stats: c.link.stats(),
+            nicks,
+        })
+    }
+
     /// The bus counters for `--stats-interval`.
     pub(super) fn bus_stats(&self) -> Option<stats::BusStats> {
         let c = self.cluster.as_ref()?;
@@ -387,10 +424,10 @@ mod tests {
     use crate::config::{ListenerSpec, ServeConfig, Service};
     use crate::net::sim::{Faults, SimNet, SimRng};
 
-    /// On the simulated network (which has no Redis peer yet, so refuses
-    /// every outbound connect), a `--cluster` server gives up at start-up
-    /// with one error naming the Redis address: the start-up path runs on
-    /// the `Net` seam like the rest of the loop.
+    /// On the simulated network with no Redis listening (every outbound
+    /// connect refused), a `--cluster` server gives up at start-up with one
+    /// error naming the Redis address: the start-up path runs on the `Net`
+    /// seam like the rest of the loop.
     #[test]
     fn an_unreachable_redis_ends_start_up_with_its_address() {
         let mut config = ServeConfig::with_defaults(vec![ListenerSpec {

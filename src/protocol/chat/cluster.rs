@@ -228,7 +228,7 @@ impl Hub {
             view.up = true;
             if restored {
                 let line = hub.builder.str("* cluster link restored").finish();
-                for &id in hub.sessions.keys() {
+                for id in hub.session_ids() {
                     out.send(id, &line);
                 }
             }
@@ -264,7 +264,7 @@ impl Hub {
                         "* cluster link lost; until it is back, only users on this server hear you",
                     )
                     .finish();
-                for &id in hub.sessions.keys() {
+                for id in hub.session_ids() {
                     out.send(id, &line);
                 }
             }
@@ -625,9 +625,20 @@ impl Hub {
         for name in view.guests.drain(..) {
             out.cluster(ClusterRequest::Release { name });
         }
-        for session in self.sessions.values() {
-            out.cluster(ClusterRequest::Release { name: session.nick });
+        for id in self.session_ids() {
+            let name = self.sessions[&id].nick;
+            out.cluster(ClusterRequest::Release { name });
         }
+    }
+
+    /// Every local client, in id order: a notice to all of them goes out in
+    /// the same order every run (a `HashMap`'s order changes from one run
+    /// to the next, and the simulation replays a seed exactly). Rare
+    /// events only (the link lost or back, shutdown): it allocates.
+    fn session_ids(&self) -> Vec<ClientId> {
+        let mut ids: Vec<ClientId> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// This server's members, in join order (for presence lists and

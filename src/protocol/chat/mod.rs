@@ -399,6 +399,11 @@ impl Hub {
         self.sessions.get(&id).map(|s| s.nick.as_str())
     }
 
+    /// The nicknames of the clients connected now, in no particular order.
+    pub fn nicks(&self) -> impl Iterator<Item = &str> {
+        self.sessions.values().map(|s| s.nick.as_str())
+    }
+
     /// The room `id` is in (without its `#`), if connected.
     pub fn room_of(&self, id: ClientId) -> Option<&str> {
         let session = self.sessions.get(&id)?;

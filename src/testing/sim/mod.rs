@@ -29,10 +29,14 @@
 //!   slab key, and no token is reused while the batch being handled still
 //!   holds an event of its closed previous owner.
 //!
-//! The clients live in [`echo`], [`chat`] and [`udp`].
+//! The clients live in [`echo`], [`chat`] and [`udp`]. [`cluster`] runs
+//! several servers with `--cluster` joined by the simulated Redis of
+//! [`redis`], with its own scenarios and checks.
 
 pub mod chat;
+pub mod cluster;
 pub mod echo;
+pub mod redis;
 pub mod udp;
 
 use std::fmt::Write as _;
@@ -392,7 +396,7 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
         server
             .turn(&mut events, None)
             .unwrap_or_else(|e| panic!("turn failed: {e}"));
-        audit(&mut server, &scenario.config);
+        audit(&mut server, &scenario.config, 0);
         if signalled {
             if server.finished() {
                 break;
@@ -428,19 +432,21 @@ fn simulate(scenario: &Scenario, rng: SimRng) -> Outcome {
     }
 }
 
-/// The bounds, after every turn.
-fn audit(server: &mut Server<SimNet>, config: &ServeConfig) {
+/// The bounds, after every turn. `links` is the number of sources that are
+/// neither listeners nor clients (the Redis link of `--cluster`: one slab
+/// entry and one timer).
+pub(crate) fn audit(server: &mut Server<SimNet>, config: &ServeConfig, links: usize) {
     let audit = server.audit();
     let open = audit.conns.iter().filter(|c| !c.closing).count();
     assert!(
-        audit.slab <= server.max_conns() + audit.endpoints,
+        audit.slab <= server.max_conns() + audit.endpoints + links,
         "slab holds {} entries, over --max-conns {} plus {} listeners",
         audit.slab,
         server.max_conns(),
         audit.endpoints
     );
     assert!(
-        audit.timers <= open + audit.endpoints,
+        audit.timers <= open + audit.endpoints + links,
         "{} timers held for {open} open connections and {} listeners",
         audit.timers,
         audit.endpoints
