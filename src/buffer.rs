@@ -172,6 +172,11 @@ impl ChunkQueue {
         self.len == 0
     }
 
+    /// Lines queued (the front one perhaps partly written).
+    pub fn lines(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// What the queue costs, as output limits count it: the pending bytes
     /// plus [`QUEUED_LINE_COST`] for each queued line. A thousand one-byte
     /// lines are not one kilobyte: each is a handle in the queue too, and

@@ -54,6 +54,12 @@ pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
 /// loop before giving the other source a turn; see [`READ_BUDGET_PER_TURN`]
 /// for why it is smaller than the server's.
 pub const CLIENT_READ_BUDGET_PER_TURN: usize = 64 * 1024;
+/// Chat effects (a line to one client or to a room) the hub may hold while
+/// the loop reads, before they are delivered: normally a turn's lines go out
+/// together at the flush, which lets the delivery queue a run of lines to one
+/// room member by member; past this many they are delivered at once, so the
+/// hub's effect queue has a bound (this, plus the lines of one read).
+pub const EFFECTS_BEFORE_DELIVERY: usize = 1024;
 /// Bytes one connection may write in one turn of the loop.
 pub const WRITE_BUDGET_PER_TURN: usize = 256 * 1024;
 /// Connections one listener may accept in one turn of the loop.

@@ -29,7 +29,7 @@ impl delivery::Queues for Queues {
     fn queue(&mut self, id: ClientId) -> Option<&mut ChunkQueue> {
         self.queues.get_mut(id.0 as usize)
     }
-    fn queued(&mut self, _id: ClientId, _cost: usize) {}
+    fn queued(&mut self, _id: ClientId, _cost: usize, _lines: usize) {}
     fn finish(&mut self, _id: ClientId) {
         self.closed += 1;
     }

@@ -98,9 +98,9 @@ impl<N: Net> Queues for SlabQueues<'_, N> {
         }
     }
 
-    fn queued(&mut self, id: ClientId, cost: usize) {
+    fn queued(&mut self, id: ClientId, cost: usize, lines: usize) {
         *self.pending_total += cost;
-        self.stats.lines_relayed += 1;
+        self.stats.lines_relayed += lines as u64;
         queue_flush(self.sources, self.flush_list, key_of(id));
     }
 

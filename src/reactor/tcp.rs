@@ -128,7 +128,13 @@ impl<N: Net> Server<N> {
                         Proto::Chat(_) => {
                             let id = client_id(key, serial);
                             self.hub.handle_input(id, &self.read_buf[..n]);
-                            self.deliver_chat();
+                            // The turn's lines are delivered together at the
+                            // flush, a run to one room member by member
+                            // (`Delivery::apply_all`); sooner only if many
+                            // wait, so that the hub's queue stays bounded.
+                            if self.hub.pending_effects() >= config::EFFECTS_BEFORE_DELIVERY {
+                                self.deliver_chat();
+                            }
                         }
                         // Its allowance is 0, so no read reaches here; were
                         // one to, RFC 867 says input is thrown away.

@@ -39,7 +39,7 @@ use std::sync::OnceLock;
 
 use crate::buffer::{ChunkQueue, SharedLine};
 use crate::protocol::chat::delivery::{Delivery, Queues};
-use crate::protocol::chat::{ChatLimits, ClientId, Effect, Hub, LeaveReason};
+use crate::protocol::chat::{ChatLimits, ClientId, Effect, Hub, LeaveReason, Recipients};
 use crate::testing::{check_output_line, sanitize, show, NaiveEvent, NaiveFramer};
 
 /// The room everyone starts in.
@@ -545,9 +545,25 @@ struct Recorder {
 }
 
 impl Recorder {
-    /// Take every effect out of `hub`, record it, and carry it out.
+    /// Take every effect out of `hub`, record it, and carry it out: a run of
+    /// lines to one room as one run, exactly as `Delivery::apply_all` takes
+    /// it in the server.
     fn take(&mut self, hub: &mut Hub) {
         while let Some(effect) = hub.poll_effect() {
+            let effect = match effect {
+                Effect::Send {
+                    to: Recipients::Room { members, except },
+                    line,
+                } => {
+                    self.delivery.push_to_run(line, except);
+                    while let Some((line, except)) = hub.poll_line_to_room(&members) {
+                        self.delivery.push_to_run(line, except);
+                    }
+                    self.take_run(&members);
+                    continue;
+                }
+                other => other,
+            };
             self.log.extend(Actual::of(&effect));
             // The queue of a client exists from its first line on, as a
             // connection's does from its accept. Note what was offered, to
@@ -571,6 +587,42 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Record the run of lines to `members` that the delivery holds, carry
+    /// it out with [`Delivery::deliver_run`], and mirror what each member's
+    /// queue took: the first lines meant for it, in order.
+    fn take_run(&mut self, members: &std::rc::Rc<Vec<ClientId>>) {
+        let run: Vec<(SharedLine, Option<ClientId>)> = self.delivery.run().to_vec();
+        let mut before = Vec::with_capacity(members.len());
+        for (line, except) in &run {
+            self.log.extend(Actual::of(&Effect::Send {
+                to: Recipients::Room {
+                    members: std::rc::Rc::clone(members),
+                    except: *except,
+                },
+                line: SharedLine::clone(line),
+            }));
+        }
+        for &member in members.iter() {
+            // A queue exists from the first line offered to it on.
+            if run.iter().any(|(_, except)| *except != Some(member)) {
+                let pipe = self.pipes.entry(member).or_default();
+                before.push((member, pipe.queue.lines()));
+            }
+        }
+        self.delivery
+            .deliver_run(members, &mut PipeQueues(&mut self.pipes));
+        for (member, lines_before) in before {
+            let pipe = self.pipes.get_mut(&member).expect("created above");
+            let taken = pipe.queue.lines() - lines_before;
+            let meant = run.iter().filter(|(_, except)| *except != Some(member));
+            for (line, _) in meant.take(taken) {
+                pipe.stream.extend_from_slice(line);
+            }
+        }
+    }
+}
+
 /// The recorded queues as the delivery policy sees them.
 struct PipeQueues<'a>(&'a mut HashMap<ClientId, Pipe>);
 
@@ -579,7 +631,7 @@ impl Queues for PipeQueues<'_> {
         self.0.get_mut(&id).map(|p| &mut p.queue)
     }
 
-    fn queued(&mut self, _id: ClientId, _cost: usize) {}
+    fn queued(&mut self, _id: ClientId, _cost: usize, _lines: usize) {}
 
     fn finish(&mut self, _id: ClientId) {}
 }

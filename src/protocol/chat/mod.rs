@@ -374,6 +374,30 @@ impl Hub {
         self.effects.0.pop_front()
     }
 
+    /// The next effect, if it is a line to the very same room snapshot as
+    /// `members` (the same `Rc`: nobody joined or left in between): its line
+    /// and who of the members does not get it. Lets the delivery queue a run
+    /// of lines to one room member by member instead of line by line.
+    pub fn poll_line_to_room(
+        &mut self,
+        members: &Rc<Vec<ClientId>>,
+    ) -> Option<(SharedLine, Option<ClientId>)> {
+        match self.effects.0.front() {
+            Some(Effect::Send {
+                to: Recipients::Room { members: next, .. },
+                ..
+            }) if Rc::ptr_eq(next, members) => {}
+            _ => return None,
+        }
+        match self.effects.0.pop_front() {
+            Some(Effect::Send {
+                to: Recipients::Room { except, .. },
+                line,
+            }) => Some((line, except)),
+            _ => None, // checked just above
+        }
+    }
+
     /// Effects waiting to be taken.
     pub fn pending_effects(&self) -> usize {
         self.effects.0.len()
