@@ -327,8 +327,10 @@ pub struct LinkStats {
     pub failures: u64,
 }
 
+/// Where the link is in its life: waiting to connect, connecting, in the
+/// handshake, or up.
 #[derive(Debug)]
-enum Phase {
+enum LinkPhase {
     /// No connection; ask for one at `at`.
     Waiting { at: Instant },
     /// [`Effect::Connect`] was emitted; the connect has not completed.
@@ -367,7 +369,7 @@ pub struct Link {
     config: LinkConfig,
     channel: Vec<u8>,
     owner: Vec<u8>,
-    phase: Phase,
+    phase: LinkPhase,
     /// Consecutive failures since the link was last up (sets the back-off).
     failures: u32,
     ever_up: bool,
@@ -405,7 +407,7 @@ impl Link {
             config,
             channel,
             owner,
-            phase: Phase::Waiting { at: now },
+            phase: LinkPhase::Waiting { at: now },
             failures: 0,
             ever_up: false,
             out: Vec::new(),
@@ -428,7 +430,7 @@ impl Link {
 
     /// Whether the link is up (authenticated and subscribed).
     pub fn is_up(&self) -> bool {
-        matches!(self.phase, Phase::Up)
+        matches!(self.phase, LinkPhase::Up)
     }
 
     /// The counters.
@@ -496,9 +498,9 @@ impl Link {
     pub fn poll_timeout(&self) -> Instant {
         let t = &self.config.timing;
         match self.phase {
-            Phase::Waiting { at } => at,
-            Phase::Connecting { deadline } | Phase::Handshake { deadline, .. } => deadline,
-            Phase::Up => {
+            LinkPhase::Waiting { at } => at,
+            LinkPhase::Connecting { deadline } | LinkPhase::Handshake { deadline, .. } => deadline,
+            LinkPhase::Up => {
                 let mut next = self
                     .next_heartbeat
                     .min(self.own_heard + t.lost_after)
@@ -519,10 +521,10 @@ impl Link {
     /// The TCP connection asked for by [`Effect::Connect`] is established:
     /// queue the handshake.
     pub fn handle_connected(&mut self, now: Instant) {
-        if !matches!(self.phase, Phase::Connecting { .. }) {
+        if !matches!(self.phase, LinkPhase::Connecting { .. }) {
             return;
         }
-        self.phase = Phase::Handshake {
+        self.phase = LinkPhase::Handshake {
             deadline: now + self.config.timing.connect_timeout,
             hello_done: false,
             subscribed: false,
@@ -544,7 +546,10 @@ impl Link {
 
     /// Bytes read from the connection.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        if matches!(self.phase, Phase::Waiting { .. } | Phase::Connecting { .. }) {
+        if matches!(
+            self.phase,
+            LinkPhase::Waiting { .. } | LinkPhase::Connecting { .. }
+        ) {
             return;
         }
         self.input.extend_from_slice(bytes);
@@ -556,7 +561,7 @@ impl Link {
                     if let Err(e) = self.handle_frame(now, frame) {
                         break Err(e);
                     }
-                    if matches!(self.phase, Phase::Waiting { .. }) {
+                    if matches!(self.phase, LinkPhase::Waiting { .. }) {
                         // The frame failed the link; the rest is moot.
                         return;
                     }
@@ -574,14 +579,14 @@ impl Link {
 
     /// The connection reached end of input.
     pub fn handle_eof(&mut self, now: Instant) {
-        if !matches!(self.phase, Phase::Waiting { .. }) {
+        if !matches!(self.phase, LinkPhase::Waiting { .. }) {
             self.fail(now, LinkError::Closed);
         }
     }
 
     /// The connect, a read or a write failed.
     pub fn handle_io_error(&mut self, now: Instant, error: &io::Error) {
-        if !matches!(self.phase, Phase::Waiting { .. }) {
+        if !matches!(self.phase, LinkPhase::Waiting { .. }) {
             self.fail(now, LinkError::Io(error.to_string()));
         }
     }
@@ -591,25 +596,25 @@ impl Link {
     pub fn handle_timeout(&mut self, now: Instant) {
         let t = self.config.timing;
         match self.phase {
-            Phase::Waiting { at } => {
+            LinkPhase::Waiting { at } => {
                 if now >= at {
-                    self.phase = Phase::Connecting {
+                    self.phase = LinkPhase::Connecting {
                         deadline: now + t.connect_timeout,
                     };
                     self.effects.push_back(Effect::Connect);
                 }
             }
-            Phase::Connecting { deadline } => {
+            LinkPhase::Connecting { deadline } => {
                 if now >= deadline {
                     self.fail(now, LinkError::Timeout("connecting"));
                 }
             }
-            Phase::Handshake { deadline, .. } => {
+            LinkPhase::Handshake { deadline, .. } => {
                 if now >= deadline {
                     self.fail(now, LinkError::Timeout("HELLO and SUBSCRIBE"));
                 }
             }
-            Phase::Up => {
+            LinkPhase::Up => {
                 if let Some((sent, _)) = self.in_flight.front() {
                     if now >= *sent + t.reply_timeout {
                         return self.fail(now, LinkError::Timeout("a command's reply"));
@@ -839,7 +844,7 @@ impl Link {
                         "HELLO 3 answered with {value:?}"
                     )));
                 }
-                if let Phase::Handshake { hello_done, .. } = &mut self.phase {
+                if let LinkPhase::Handshake { hello_done, .. } = &mut self.phase {
                     *hello_done = true;
                 }
                 self.maybe_up(now);
@@ -898,7 +903,7 @@ impl Link {
                 }
             }
             (b"subscribe", 3) if items[1].as_bytes() == Some(&self.channel[..]) => {
-                if let Phase::Handshake { subscribed, .. } = &mut self.phase {
+                if let LinkPhase::Handshake { subscribed, .. } = &mut self.phase {
                     *subscribed = true;
                 }
                 self.maybe_up(now);
@@ -979,7 +984,7 @@ impl Link {
     }
 
     fn maybe_up(&mut self, now: Instant) {
-        let Phase::Handshake {
+        let LinkPhase::Handshake {
             hello_done: true,
             subscribed: true,
             ..
@@ -987,7 +992,7 @@ impl Link {
         else {
             return;
         };
-        self.phase = Phase::Up;
+        self.phase = LinkPhase::Up;
         self.failures = 0;
         let restored = self.ever_up;
         self.ever_up = true;
@@ -1051,7 +1056,7 @@ impl Link {
             .saturating_mul(1 << self.failures.min(16))
             .min(t.max_retry);
         self.failures = self.failures.saturating_add(1);
-        self.phase = Phase::Waiting { at: now + delay };
+        self.phase = LinkPhase::Waiting { at: now + delay };
         self.effects.push_back(Effect::Down { error, was_up });
     }
 }

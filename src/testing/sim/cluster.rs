@@ -218,7 +218,7 @@ impl ClusterScenario {
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum RunPhase {
     Running,
     Settling { since: Duration },
     Probing { since: Duration },
@@ -473,7 +473,7 @@ impl Run<'_> {
 
     fn main_loop(&mut self) {
         let mut events = self.new_events();
-        let mut phase = Phase::Running;
+        let mut phase = RunPhase::Running;
         let mut signalled = false;
         loop {
             self.step += 1;
@@ -485,7 +485,7 @@ impl Run<'_> {
             let now = self.now();
             self.apply_faults(now);
             phase = self.next_phase(phase, now, &mut signalled);
-            if let Phase::Shutdown { since } = phase {
+            if let RunPhase::Shutdown { since } = phase {
                 let mut finished = true;
                 for (i, server) in self.servers.iter_mut().enumerate() {
                     if !server.finished() {
@@ -591,9 +591,9 @@ impl Run<'_> {
         }
     }
 
-    fn next_phase(&mut self, phase: Phase, now: Duration, signalled: &mut bool) -> Phase {
+    fn next_phase(&mut self, phase: RunPhase, now: Duration, signalled: &mut bool) -> RunPhase {
         match phase {
-            Phase::Running => {
+            RunPhase::Running => {
                 let done = now >= self.scenario.faults_end
                     && self.restart_at.is_none()
                     && self.clients.iter().all(|c| {
@@ -601,14 +601,14 @@ impl Run<'_> {
                         c.typed >= spec.lines && c.sending.is_none() && c.live()
                     });
                 if done {
-                    return Phase::Settling { since: now };
+                    return RunPhase::Settling { since: now };
                 }
             }
-            Phase::Settling { since } => {
+            RunPhase::Settling { since } => {
                 let settled = self.settled();
                 if settled.is_empty() {
                     self.check_names(true);
-                    return Phase::Probing { since: now };
+                    return RunPhase::Probing { since: now };
                 }
                 assert!(
                     now - since <= SETTLE_TIME,
@@ -617,7 +617,7 @@ impl Run<'_> {
                     self.summary()
                 );
             }
-            Phase::Probing { since } => {
+            RunPhase::Probing { since } => {
                 if let Some(i) = self.states().iter().position(|s| !s.up) {
                     panic!(
                         "server {i}'s link went down after the faults stopped and the cluster \
@@ -631,7 +631,7 @@ impl Run<'_> {
                     for server in &mut self.servers {
                         server.net_mut().raise_signal(signal_hook::consts::SIGTERM);
                     }
-                    return Phase::Shutdown { since: now };
+                    return RunPhase::Shutdown { since: now };
                 }
                 assert!(
                     now - since <= PROBE_TIME,
@@ -639,7 +639,7 @@ impl Run<'_> {
                     self.summary()
                 );
             }
-            Phase::Shutdown { .. } => {}
+            RunPhase::Shutdown { .. } => {}
         }
         phase
     }
@@ -733,7 +733,7 @@ impl Run<'_> {
     }
 
     /// One step of client `i`.
-    fn act(&mut self, i: usize, phase: Phase, signalled: bool) {
+    fn act(&mut self, i: usize, phase: RunPhase, signalled: bool) {
         let now = self.now();
         let spec = self.clients[i].spec.expect("set");
         let net = self.servers[spec.server].net_mut();
@@ -749,7 +749,7 @@ impl Run<'_> {
         if c.sending.is_none() && c.nick.is_some() && !signalled && now >= c.next_at {
             let rng = &mut self.rng;
             match phase {
-                Phase::Running if c.typed < spec.lines => {
+                RunPhase::Running if c.typed < spec.lines => {
                     c.sending = Some(if spec.renames && rng.chance(250) {
                         (format!("/nick {}\n", rng.pick(NICKS)).into_bytes(), 0, None)
                     } else {
@@ -758,11 +758,11 @@ impl Run<'_> {
                     });
                     c.next_at = now + Duration::from_millis(rng.below(800));
                 }
-                Phase::Settling { .. } if now >= c.who_asked_at + Duration::from_millis(700) => {
+                RunPhase::Settling { .. } if now >= c.who_asked_at + Duration::from_millis(700) => {
                     c.who_asked_at = now;
                     c.sending = Some((b"/who\n".to_vec(), 0, None));
                 }
-                Phase::Probing { .. } if !c.probe_sent => {
+                RunPhase::Probing { .. } if !c.probe_sent => {
                     c.probe_sent = true;
                     let seq = spec.lines;
                     c.sending = Some((format!("m{i}.{seq} probe\n").into_bytes(), 0, Some(seq)));
@@ -785,7 +785,7 @@ impl Run<'_> {
         if spec.stop_and_go && now >= c.paused_until && self.rng.chance(20) {
             c.paused_until = now + Duration::from_millis(self.rng.range(10, 2000) as u64);
         }
-        if now < c.paused_until && phase == Phase::Running {
+        if now < c.paused_until && phase == RunPhase::Running {
             return;
         }
         let mut buf = Vec::new();
