@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does the simulation catch what it exists for? For each break below (one
 # idea removed from the reactor, by an exact text replacement), run the
-# seeds of `cargo test --test sim` on the broken reactor and report the
+# seeds of `cargo test --test in_process sim::` on the broken reactor and report the
 # first failing seed and how many failed (docs/simulation.md has the
 # figures). The unbroken code must fail no seed, else the figures mean
 # nothing: that is checked first.
@@ -58,7 +58,7 @@ new[udp-budget]='            if !drained {
 run_seeds() {
     local log="$work/$1.log"
     (cd "$tree" && CARGO_TARGET_DIR="$work/target" RUST_BACKTRACE=0 \
-        cargo test --quiet --test sim the_reactor_survives_every_seed -- --nocapture) >"$log" 2>&1 || true
+        cargo test --quiet --test in_process sim::the_reactor_survives_every_seed -- --nocapture) >"$log" 2>&1 || true
     local failed first summary
     summary="$(grep -E '^[0-9]+ seeds from' "$log" || true)"
     if [ -z "$summary" ]; then

@@ -1,7 +1,7 @@
 //! Reference models and invariant checks for the sans-IO state machines,
 //! written once and used three ways: by the fuzz targets in `fuzz/`, by the
-//! property tests in `tests/properties.rs` (so `cargo test` on stable checks
-//! the same invariants), and by `tests/fuzz_regressions.rs`, which replays
+//! property tests in `tests/sans_io/properties.rs` (so `cargo test` on stable checks
+//! the same invariants), and by `tests/sans_io/fuzz_regressions.rs`, which replays
 //! every input the fuzzer ever found a fault with.
 //!
 //! Each submodule owns one target: an input type (plain data: a few limits
@@ -25,7 +25,7 @@
 //!   printing and `bye` detection ([`crate::client::lines`]).
 //! - [`sim`] is bigger than the others: the whole server (the real reactor)
 //!   on the simulated network ([`crate::net::sim`]), driven by scenario
-//!   clients from a seed (`tests/sim.rs`) or from fuzzer bytes.
+//!   clients from a seed (`tests/in_process/sim.rs`) or from fuzzer bytes.
 //!
 //! Why a module of the library rather than a file under `tests/`: the fuzz
 //! crate and the tests are separate crates, and both need the same code and

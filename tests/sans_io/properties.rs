@@ -2,7 +2,7 @@
 //! on stable checks them on every run, without cargo-fuzz or nightly.
 //!
 //! The checks themselves live in `sockloop::testing` (one place, shared with
-//! fuzz/ and tests/fuzz_regressions.rs); this file only generates inputs.
+//! fuzz/ and tests/sans_io/fuzz_regressions.rs); this file only generates inputs.
 //! The generators aim where the bugs would be: small `--max-line` and
 //! queue bounds so limits are hit, guarded ports, nicknames that collide,
 //! real commands mixed with junk. Failures proptest finds are kept in

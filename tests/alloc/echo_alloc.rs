@@ -3,8 +3,6 @@
 //! a time), with dhat counting every heap allocation. Counts are exact, so
 //! unlike speed they can be asserted.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -12,9 +10,6 @@ use std::time::{Duration, Instant};
 use mio::Events;
 use sockloop::config::{ListenerSpec, ServeConfig, Service};
 use sockloop::reactor::Server;
-
-#[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
 
 fn round_trip(
     server: &mut Server,
@@ -40,7 +35,7 @@ fn round_trip(
     assert_eq!(&buf[..msg.len()], msg);
 }
 
-fn steady_state_echo_allocates_nothing_per_message() {
+pub fn steady_state_echo_allocates_nothing_per_message() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let config = ServeConfig::with_defaults(vec![ListenerSpec {
         service: Service::TcpEcho,
@@ -88,11 +83,4 @@ fn steady_state_echo_allocates_nothing_per_message() {
     let v = std::hint::black_box(vec![1u8; 10]);
     assert_eq!(dhat::HeapStats::get().total_blocks - before.total_blocks, 1);
     drop(v);
-}
-
-fn main() {
-    common::run_alone(&[(
-        "steady_state_echo_allocates_nothing_per_message",
-        steady_state_echo_allocates_nothing_per_message,
-    )]);
 }

@@ -5,7 +5,7 @@
 //!
 //! Every wait has a deadline (`common::WAIT`); no test sleeps.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

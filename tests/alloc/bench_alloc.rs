@@ -4,16 +4,13 @@
 //! for several times as many. dhat counts every allocation; counts are exact,
 //! so unlike speed they can be asserted.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use sockloop::bench::Target as BenchTarget;
 use sockloop::bench::{self, Plan};
-
-#[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
 
 /// Heap blocks allocated by one run, and the messages it answered.
 fn allocations_of(target: BenchTarget, addr: SocketAddr, secs: f64) -> (u64, u64) {
@@ -40,7 +37,7 @@ fn allocations_of(target: BenchTarget, addr: SocketAddr, secs: f64) -> (u64, u64
     (blocks, tally.messages)
 }
 
-fn a_longer_run_allocates_nothing_more() {
+pub fn a_longer_run_allocates_nothing_more() {
     let _profiler = dhat::Profiler::builder().testing().build();
     // The server's logs are read by threads of this process: keep them quiet.
     let server = common::Server::start_env(&common::ALL_SERVICES, 3, &[("RUST_LOG", "error")]);
@@ -65,11 +62,4 @@ fn a_longer_run_allocates_nothing_more() {
              {long_blocks} for {long_msgs}"
         );
     }
-}
-
-fn main() {
-    common::run_alone(&[(
-        "a_longer_run_allocates_nothing_more",
-        a_longer_run_allocates_nothing_more,
-    )]);
 }

@@ -8,7 +8,7 @@
 //! timeouts: the test may block, the server never will (it drives the same
 //! state machine from its poll loop).
 
-mod redis_support;
+use crate::redis_support;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

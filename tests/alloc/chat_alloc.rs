@@ -1,21 +1,16 @@
-//! Allocation counts on the chat hot path, measured with dhat's counting
-//! global allocator: a line relayed to a room costs one allocation (its one
+//! Allocation counts on the chat hot path (sans-IO level: the hub and the
+//! delivery policy, no socket), measured with dhat's counting global
+//! allocator: a line relayed to a room costs one allocation (its one
 //! shared buffer) whether the room has 1 listener or 1000, and canned lines
 //! (errors, /help) cost none.
 //!
 //! The outbox here queues handles on pre-grown [`ChunkQueue`]s, as the
-//! reactor does, so the counts are the hub's, not the recorder's. Everything
-//! runs in one #[test], because the profiler is process-wide and test
-//! threads running side by side would add their own allocations.
-
-mod common;
+//! reactor does, so the counts are the hub's, not the recorder's. The test
+//! runs alone on the main thread (tests/alloc/main.rs says why).
 
 use sockloop::buffer::ChunkQueue;
 use sockloop::protocol::chat::delivery::{self, Delivery};
 use sockloop::protocol::chat::{ChatLimits, ClientId, Hub};
-
-#[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
 
 /// One output queue per client, indexed by id, like the reactor's, filled
 /// by the server's own delivery policy.
@@ -145,7 +140,7 @@ fn measure(listeners: usize) -> Counts {
     }
 }
 
-fn a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000() {
+pub fn a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let one = measure(1);
     let thousand = measure(1000);
@@ -161,11 +156,4 @@ fn a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000() {
             canned: 0,
         }
     );
-}
-
-fn main() {
-    common::run_alone(&[(
-        "a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000",
-        a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000,
-    )]);
 }

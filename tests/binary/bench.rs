@@ -3,7 +3,7 @@
 //! corrupts, one that never answers, none at all), to show that the bench
 //! counts what goes wrong instead of hiding it. Speed is never asserted.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

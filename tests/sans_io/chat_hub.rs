@@ -890,7 +890,7 @@ enum Step {
 /// a close; `<A line` is a line A receives.
 #[test]
 fn the_sample_session_in_docs_protocol_md_is_what_the_hub_says() {
-    let doc = include_str!("../docs/protocol.md");
+    let doc = include_str!("../../docs/protocol.md");
     let start = doc
         .find("### A sample session")
         .expect("the sample session section");

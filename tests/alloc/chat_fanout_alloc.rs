@@ -4,8 +4,6 @@
 //! is relayed to a room of 1 and to a room of 999. Each recipient's queue
 //! gets a handle to the one shared line, never a copy.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -13,9 +11,6 @@ use std::time::{Duration, Instant};
 use mio::Events;
 use sockloop::config::{ListenerSpec, ServeConfig, Service};
 use sockloop::reactor::Server;
-
-#[global_allocator]
-static ALLOC: dhat::Alloc = dhat::Alloc;
 
 /// Turn the loop until every receiver has read `expected` whole.
 /// `got` is the caller's scratch (one count per receiver), so that this
@@ -121,7 +116,7 @@ fn allocations_per_room(receivers: usize, lines: usize) -> u64 {
     dhat::HeapStats::get().total_blocks - before.total_blocks
 }
 
-fn fan_out_allocations_do_not_grow_with_the_room() {
+pub fn fan_out_allocations_do_not_grow_with_the_room() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let lines = 20;
     let small = allocations_per_room(1, lines);
@@ -134,11 +129,4 @@ fn fan_out_allocations_do_not_grow_with_the_room() {
         small == lines as u64,
         "{small} allocations for {lines} lines: each line should cost exactly its one shared buffer"
     );
-}
-
-fn main() {
-    common::run_alone(&[(
-        "fan_out_allocations_do_not_grow_with_the_room",
-        fan_out_allocations_do_not_grow_with_the_room,
-    )]);
 }

@@ -5,12 +5,12 @@
 //!
 //! The examples are separate programs, started by PID on 127.0.0.1 port 0
 //! (each prints `listening ADDR` once bound) and ended by PID. `cargo test`
-//! builds them before any test runs; `cargo test --test examples` does not,
-//! so the first test to need them runs `cargo build --examples` once (a
-//! no-op when they are fresh). Every wait has a deadline (`common::WAIT`, or
+//! builds them before any test runs; `cargo test --test binary examples::`
+//! does not, so the first test to need them runs `cargo build --examples`
+//! once (a no-op when they are fresh). Every wait has a deadline (`common::WAIT`, or
 //! `send --timeout`); nothing sleeps a fixed time.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -2,7 +2,7 @@
 //! never-reading clients, starvation and shutdown under load. Each test
 //! provokes one and checks the server's stated policy (docs/limits.md).
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};

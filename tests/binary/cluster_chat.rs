@@ -9,8 +9,8 @@
 //! Without `redis-server` on the PATH each test says "SKIPPED" loudly and
 //! passes; under CI (the `CI` variable set) that is a failure instead.
 
-mod common;
-mod redis_support;
+use crate::common;
+use crate::redis_support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

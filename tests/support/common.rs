@@ -376,20 +376,3 @@ pub fn welcome_nick(line: &str) -> String {
         .unwrap_or_else(|| panic!("not a welcome: {line:?}"));
     String::from_utf8(nick.to_vec()).expect("an ASCII nickname")
 }
-
-/// Run heap-counting tests without libtest's harness (`harness = false` in
-/// Cargo.toml), one after another on the main thread. dhat counts the
-/// allocations of every thread in the process, and libtest's own threads
-/// allocate while a test runs, which made exact counts fail now and then.
-/// Prints libtest's lines, so the run's totals count these tests too; a
-/// failing test panics, which fails the binary.
-pub fn run_alone(tests: &[(&str, fn())]) {
-    for (name, test) in tests {
-        test();
-        println!("test {name} ... ok");
-    }
-    println!(
-        "\ntest result: ok. {} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n",
-        tests.len()
-    );
-}

@@ -2,7 +2,7 @@
 //! Each test starts its own server on port 0 and reads the `listening` lines
 //! to learn the real ports.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, UdpSocket};
@@ -75,7 +75,7 @@ fn backpressure_pauses_reading_and_loses_nothing() {
     // 4 MiB through a 64 KiB backlog: the writer can only finish because the
     // server pauses reading at the limit and resumes as we drain the echo.
     // (A server that dropped bytes at the limit fails the comparison; the
-    // bound on its memory is checked in tests/faults.rs.)
+    // bound on its memory is checked in tests/binary/faults.rs.)
     let got = read_to_end(&mut s);
     writing.join().unwrap();
     assert_eq!(got.len(), data.len());

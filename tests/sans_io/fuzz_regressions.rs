@@ -1,11 +1,11 @@
 //! Every input the fuzzer ever found a fault with, replayed by `cargo test`
 //! on stable, so a fixed bug stays fixed. Each file under
-//! tests/fuzz-regressions/TARGET/ is the raw input libFuzzer saved (an
+//! tests/sans_io/fuzz-regressions/TARGET/ is the raw input libFuzzer saved (an
 //! artifact, usually minimized with `cargo fuzz tmin`); it is decoded
 //! exactly as the fuzz target decodes it (the `arbitrary` feature of
 //! `sockloop::testing`) and checked by the target's own `check`.
 //!
-//! To add one: copy the artifact to tests/fuzz-regressions/TARGET/NAME, add
+//! To add one: copy the artifact to tests/sans_io/fuzz-regressions/TARGET/NAME, add
 //! a test below with a line saying what it found, see it fail before the
 //! fix and pass after (docs/fuzzing.md).
 //!
@@ -137,7 +137,7 @@ fn seeds_decode_as_written() {
 fn reactor_sim_max_pending_echo_starvation() {
     let bytes = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz-regressions/reactor_sim/max-pending-echo-starvation"),
+            .join("tests/sans_io/fuzz-regressions/reactor_sim/max-pending-echo-starvation"),
     )
     .expect("the regression input");
     sockloop::testing::sim::run_bytes(&bytes);

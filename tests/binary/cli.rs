@@ -1,8 +1,8 @@
 //! The command line itself, over the real binary: what a malformed address,
 //! a short option or a `--help` page looks like to the person typing it.
-//! (Terminal behaviour of the interactive clients is in tests/terminal.rs.)
+//! (Terminal behaviour of the interactive clients is in tests/binary/terminal.rs.)
 
-mod common;
+use crate::common;
 
 use common::run;
 

@@ -3,9 +3,9 @@
 //! scenario (limits, fault rates, windows, clients) and checks liveness,
 //! safety and bounds at every step; a failure names its seed.
 //!
-//! - `cargo test --test sim` runs seeds 0..1000 (`SOCKLOOP_SIM_SEEDS=N` for
+//! - `cargo test --test in_process sim::` runs seeds 0..1000 (`SOCKLOOP_SIM_SEEDS=N` for
 //!   more, `SOCKLOOP_SIM_FIRST=K` to start elsewhere);
-//! - `SOCKLOOP_SIM_SEED=N cargo test --test sim` replays seed N alone, with
+//! - `SOCKLOOP_SIM_SEED=N cargo test --test in_process sim::` replays seed N alone, with
 //!   the server's log on stderr (`RUST_LOG=debug` or `trace`).
 
 use std::panic;

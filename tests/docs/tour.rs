@@ -40,7 +40,7 @@
 //!
 //! Set `TOUR_DUMP=FILE` to write the normalised log of a replay to FILE.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -703,7 +703,7 @@ enum Proof {
     /// Every test in a file, or a module's tests (`tests/x.rs`,
     /// `protocol::line` tests); `proptest` asks for property tests.
     File(PathBuf, bool),
-    /// A step of the tour replay (`the close step of tests/tour.rs`).
+    /// A step of the tour replay (`the close step of tests/docs/tour.rs`).
     TourStep(String),
 }
 
@@ -788,7 +788,7 @@ fn check_proof(proof: &Proof) -> Result<(), String> {
             if STEPS.contains(&step.as_str()) {
                 Ok(())
             } else {
-                Err(format!("tests/tour.rs has no step `{step}`"))
+                Err(format!("tests/docs/tour.rs has no step `{step}`"))
             }
         }
     }
@@ -1160,26 +1160,32 @@ fn every_break_it_exercise_is_documented_with_its_test() {
             .trim()
             .trim_end_matches('\\')
             .trim();
-        let test = args
-            .trim_matches('"')
-            .split_whitespace()
-            .last()
-            .unwrap_or("");
-        breaks.push((name, test.to_string()));
+        let words: Vec<&str> = args.trim_matches('"').split_whitespace().collect();
+        // `--test LEVEL MODULE::NAME` names the test's file too:
+        // tests/LEVEL/MODULE.rs, which the page must link; `--lib NAME`
+        // only the name.
+        let test = words.last().copied().unwrap_or("");
+        let cited = match (words.as_slice(), test.rsplit_once("::")) {
+            (["--test", level, ..], Some((module, name))) => {
+                format!("[`{name}`](../tests/{level}/{module}.rs)")
+            }
+            _ => format!("[`{test}`]"),
+        };
+        breaks.push((name, cited));
     }
     assert!(
         breaks.len() >= 3,
         "no breaks found in scripts/break-it.sh: {breaks:?}"
     );
     let sections: Vec<&str> = page.split("\n## ").skip(1).collect();
-    for (name, test) in &breaks {
+    for (name, cited) in &breaks {
         let section = sections
             .iter()
             .find(|s| s.starts_with(&format!("{name}:")))
             .unwrap_or_else(|| panic!("docs/exercises.md has no section `## {name}: ...`"));
         assert!(
-            section.contains(&format!("[`{test}`]")),
-            "docs/exercises.md, {name}: does not name {test}, the test the script runs"
+            section.contains(cited.as_str()),
+            "docs/exercises.md, {name}: does not name {cited}, the test the script runs"
         );
     }
     assert_eq!(
@@ -1187,6 +1193,40 @@ fn every_break_it_exercise_is_documented_with_its_test() {
         breaks.len(),
         "docs/exercises.md has a section for a break the script does not run"
     );
+}
+
+/// tests/ is laid out by level (docs/architecture.md, "Tests by level"):
+/// one binary per folder, `tests/LEVEL/main.rs`, and no flat `tests/*.rs`
+/// binary beside them. Every other `.rs` file of a level's folder must be a
+/// `mod` of its main.rs, so a test file the docs cite is one `cargo test`
+/// compiles and runs, not a file that only looks like one.
+#[test]
+fn every_test_file_is_part_of_its_level_binary() {
+    let tests = repo_file("tests");
+    let mut levels = 0;
+    let mut wrong = Vec::new();
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            wrong.push(format!("{}: a test binary outside the levels", rel(&path)));
+        }
+        let Ok(main) = std::fs::read_to_string(path.join("main.rs")) else {
+            continue;
+        };
+        levels += 1;
+        for file in std::fs::read_dir(&path).unwrap() {
+            let file = file.unwrap().path();
+            let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+            if file.extension().is_some_and(|e| e == "rs")
+                && stem != "main"
+                && !main.lines().any(|l| l.trim() == format!("mod {stem};"))
+            {
+                wrong.push(format!("{}: not a `mod` of its main.rs", rel(&file)));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "test files:\n{}", wrong.join("\n"));
+    assert!(levels >= 4, "only {levels} test folders with a main.rs");
 }
 
 #[test]

@@ -8,8 +8,8 @@
 //! except under CI (`CI` set), where a missing tmux fails: .ci/run installs
 //! it, so CI never skips.
 
-mod client_support;
-mod common;
+use crate::client_support;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -3,8 +3,8 @@
 //! listening side uses port 0 and the test reads the real port from its
 //! `listening on ADDR` line on stderr.
 
-mod client_support;
-mod common;
+use crate::client_support;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,7 +1,7 @@
-//! Test support for the client tests (`tests/clients.rs`, `tests/talk.rs`):
+//! Test support for the client tests (`tests/binary/clients.rs`, `tests/binary/talk.rs`):
 //! run a client binary with its stdin and stdout as pipes, type lines into
 //! it, wait for its lines and its exit, each wait bounded, and end it by PID
-//! when the test is over. Builds on `tests/common` (the server side).
+//! when the test is over. Builds on `tests/support/common.rs` (the server side).
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 

@@ -4,8 +4,8 @@
 //! test needs a peer that misbehaves on purpose (never replies, never
 //! closes) or needs to see the exact bytes a client sends.
 
-mod client_support;
-mod common;
+use crate::client_support;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
