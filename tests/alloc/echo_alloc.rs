@@ -3,58 +3,38 @@
 //! a time), with dhat counting every heap allocation. Counts are exact, so
 //! unlike speed they can be asserted.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::Events;
-use sockloop::config::{ListenerSpec, ServeConfig, Service};
-use sockloop::reactor::Server;
+use sockloop::config::Service;
+use sockloop::testing::in_process::InProcessServer;
 
-fn round_trip(
-    server: &mut Server,
-    events: &mut Events,
-    client: &mut TcpStream,
-    msg: &[u8],
-    buf: &mut [u8],
-) {
+fn round_trip(server: &mut InProcessServer, client: &mut TcpStream, msg: &[u8], buf: &mut [u8]) {
     client.write_all(msg).unwrap();
     let mut got = 0;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while got < msg.len() {
-        assert!(Instant::now() < deadline, "no echo");
-        server
-            .turn(events, Some(Duration::from_millis(100)))
-            .unwrap();
+    server.turn_until("the echo", Duration::from_secs(10), |_| {
         match client.read(&mut buf[got..msg.len()]) {
             Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => panic!("{e}"),
         }
-    }
+        got == msg.len()
+    });
     assert_eq!(&buf[..msg.len()], msg);
 }
 
 pub fn steady_state_echo_allocates_nothing_per_message() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    let config = ServeConfig::with_defaults(vec![ListenerSpec {
-        service: Service::TcpEcho,
-        addr: "127.0.0.1:0".into(),
-    }]);
-    let mut server = Server::bind(config).unwrap();
-    let addr = server.local_addrs()[0].1;
-    let mut events = Events::with_capacity(64);
-    let mut clients: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    for c in &clients {
-        c.set_nonblocking(true).unwrap();
-    }
+    let mut server = InProcessServer::serve(Service::TcpEcho);
+    let mut clients: Vec<TcpStream> = (0..4).map(|_| server.connect()).collect();
     let msg = [0x5a_u8; 64];
     let mut buf = [0u8; 64];
     // Warm-up: accept the clients, fill the buffer pool, grow every Vec the
     // loop keeps to its working size.
     for _ in 0..100 {
         for c in clients.iter_mut() {
-            round_trip(&mut server, &mut events, c, &msg, &mut buf);
+            round_trip(&mut server, c, &msg, &mut buf);
         }
     }
     let before = dhat::HeapStats::get();
@@ -62,7 +42,7 @@ pub fn steady_state_echo_allocates_nothing_per_message() {
     let rounds = 10_000;
     for i in 0..rounds {
         let c = &mut clients[i % 4];
-        round_trip(&mut server, &mut events, c, &msg, &mut buf);
+        round_trip(&mut server, c, &msg, &mut buf);
     }
     let after = dhat::HeapStats::get();
     let allocations = after.total_blocks - before.total_blocks;

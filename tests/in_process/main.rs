@@ -6,7 +6,10 @@
 //! between two turns, which the binary level cannot; it never spawns the
 //! `sockloop` binary.
 //!
-//! The levels are described in docs/architecture.md, "Tests by level".
+//! A test that changes what the whole process shares (the fd limit) runs
+//! alone in a child process of this binary ([`in_a_process_of_its_own`]),
+//! so the tests beside it never see the change. The levels are described
+//! in docs/architecture.md, "Tests by level".
 
 #[path = "../support/redis_support.rs"]
 mod redis_support;
@@ -14,3 +17,52 @@ mod redis_support;
 mod cluster_redis;
 mod fd_exhaustion;
 mod sim;
+
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// How long a test run in a process of its own may take.
+const ALONE_WAIT: Duration = Duration::from_secs(60);
+
+/// Run `body`, the test `name` (its path in this binary,
+/// `module::test_name`), in a child process of this binary where it is the
+/// only test, and fail if it fails there. The child is this same
+/// executable, run with `name --exact` and a variable that tells the test
+/// it is the child, which then runs `body`. Its output is shown when it
+/// fails; it must report exactly one test passed, so a misspelt `name`
+/// fails instead of passing with nothing run. Waited for under a deadline.
+pub fn in_a_process_of_its_own(name: &str, body: fn()) {
+    const CHILD: &str = "SOCKLOOP_TEST_IN_ITS_OWN_PROCESS";
+    if std::env::var(CHILD).is_ok_and(|v| v == name) {
+        return body();
+    }
+    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([name, "--exact", "--test-threads=1"])
+        .env(CHILD, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start this test binary again");
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    // Both pipes close when the child exits: wait for that, bounded.
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let err = thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+        let out = std::io::read_to_string(out).unwrap_or_default();
+        let _ = tx.send((out, err.join().unwrap_or_default()));
+    });
+    let Ok((out, err)) = rx.recv_timeout(ALONE_WAIT) else {
+        // Only the process this test started, by its handle.
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{name}, in a process of its own, did not finish within {ALONE_WAIT:?}");
+    };
+    let status = child.wait().expect("wait for the child");
+    assert!(
+        status.success() && out.contains("test result: ok. 1 passed"),
+        "{name}, in a process of its own: {status}\n{out}\n{err}"
+    );
+}
