@@ -11,6 +11,8 @@
 //! so the tests beside it never see the change. The levels are described
 //! in docs/architecture.md, "Tests by level".
 
+#[path = "../support/common.rs"]
+mod common;
 #[path = "../support/redis_support.rs"]
 mod redis_support;
 
@@ -19,8 +21,6 @@ mod fd_exhaustion;
 mod sim;
 
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 /// How long a test run in a process of its own may take.
@@ -38,7 +38,7 @@ pub fn in_a_process_of_its_own(name: &str, body: fn()) {
     if std::env::var(CHILD).is_ok_and(|v| v == name) {
         return body();
     }
-    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+    let child = Command::new(std::env::current_exe().expect("this test binary"))
         .args([name, "--exact", "--test-threads=1"])
         .env(CHILD, name)
         .stdin(Stdio::null())
@@ -46,23 +46,10 @@ pub fn in_a_process_of_its_own(name: &str, body: fn()) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start this test binary again");
-    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    // Both pipes close when the child exits: wait for that, bounded.
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let err = thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
-        let out = std::io::read_to_string(out).unwrap_or_default();
-        let _ = tx.send((out, err.join().unwrap_or_default()));
-    });
-    let Ok((out, err)) = rx.recv_timeout(ALONE_WAIT) else {
-        // Only the process this test started, by its handle.
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{name}, in a process of its own, did not finish within {ALONE_WAIT:?}");
-    };
-    let status = child.wait().expect("wait for the child");
+    let what = format!("{name}, in a process of its own,");
+    let (status, out, err) = common::output_within(child, ALONE_WAIT, &what);
     assert!(
         status.success() && out.contains("test result: ok. 1 passed"),
-        "{name}, in a process of its own: {status}\n{out}\n{err}"
+        "{what} {status}\n{out}\n{err}"
     );
 }

@@ -333,25 +333,38 @@ impl ChatClient {
 /// Run the binary with `args` to completion (stdin closed); returns
 /// (status, stdout, stderr). Bounded by `WAIT`.
 pub fn run(args: &[&str]) -> (ExitStatus, String, String) {
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sockloop");
-    let out = child.stdout.take().unwrap();
-    let err: ChildStderr = child.stderr.take().unwrap();
-    // Both pipes close when the process exits: wait for that, bounded.
+    output_within(child, WAIT, &format!("sockloop {args:?}"))
+}
+
+/// Everything `child` writes to its stdout and stderr (both piped), and
+/// its exit status, once it has ended: both pipes close when it exits, so
+/// wait for that, at most `within`. Past that the child is killed (by its
+/// handle: only the process this test started) and this panics naming
+/// `what`.
+pub fn output_within(
+    mut child: Child,
+    within: Duration,
+    what: &str,
+) -> (ExitStatus, String, String) {
+    let out = child.stdout.take().expect("a piped stdout");
+    let err: ChildStderr = child.stderr.take().expect("a piped stderr");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let err = thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
         let out = std::io::read_to_string(out).unwrap_or_default();
         let _ = tx.send((out, err.join().unwrap_or_default()));
     });
-    let Ok((out, err)) = rx.recv_timeout(WAIT) else {
+    let Ok((out, err)) = rx.recv_timeout(within) else {
         let _ = child.kill();
-        panic!("sockloop {args:?} did not finish within {WAIT:?}");
+        let _ = child.wait();
+        panic!("{what} did not finish within {within:?}");
     };
     (wait_exit(&mut child), out, err)
 }
