@@ -38,6 +38,7 @@ pub struct InProcessServer {
 impl InProcessServer {
     /// Bind every listener of `config` (tests give 127.0.0.1 port 0).
     /// Panics if a bind fails: the test cannot start.
+    #[track_caller]
     pub fn bind(config: ServeConfig) -> InProcessServer {
         let wanted: Vec<String> = config.listeners.iter().map(|l| l.addr.clone()).collect();
         let server =
@@ -79,6 +80,12 @@ impl InProcessServer {
         &self.server
     }
 
+    /// The server, for a unit test of the reactor that plays part of a
+    /// turn by hand (src/reactor/tests.rs).
+    pub fn server_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
+
     /// The server's counters.
     pub fn stats(&self) -> &Stats {
         self.server.stats()
@@ -87,6 +94,7 @@ impl InProcessServer {
     /// One turn of the loop: poll (sleeping at most [`max_wait`](Self::max_wait)
     /// when nothing is ready), then handle what is ready. Panics on an IO
     /// error of the loop itself.
+    #[track_caller]
     pub fn turn(&mut self) {
         self.server
             .turn(&mut self.events, Some(self.max_wait))
@@ -98,7 +106,9 @@ impl InProcessServer {
     /// Panics naming `what` and the server's counters if `within` passes
     /// first: every wait has a deadline. `done` may read the test's own
     /// sockets as well as the server; like this method, it should not
-    /// allocate while a heap-counting test counts.
+    /// allocate while a heap-counting test counts. A failure points at the
+    /// caller's line (`#[track_caller]`).
+    #[track_caller]
     pub fn turn_until(
         &mut self,
         what: &str,
