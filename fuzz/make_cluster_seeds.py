@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the seed corpus of the cluster's fuzz targets (committed; rerun
-after changing the bus format, then check with `cargo test --test
-cluster_fuzz_seeds`, which runs every seed through its check and requires
+after changing the bus format, then check with `cargo test --test sans_io
+cluster_fuzz_seeds::`, which runs every seed through its check and requires
 every bus seed to decode).
 
 - resp_decode/: two chunk-size bytes, then bytes as Redis 7 sends them to

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the seed corpus in fuzz/corpus/TARGET/ (committed; rerun after
 changing an input type in src/testing/, then check with `cargo test --test
-fuzz_regressions`, which decodes and checks every seed).
+sans_io fuzz_regressions::`, which decodes and checks every seed).
 
 Seeds are inputs a fuzzer should start from: short, readable scenarios that
 reach each feature at once. The bytes follow the `arbitrary` crate's

@@ -52,13 +52,13 @@ new[sweep-at-once]='        self.sweep();
 # The test catches this only when the last bytes and the FIN arrive in one
 # event, which is usual but not forced: up to three tries.
 define fin-guard src/reactor/tcp.rs no \
-    "--test server half_close_gets_everything_back_then_close" \
+    "--test binary server::half_close_gets_everything_back_then_close" \
     "take the short-read shortcut even when the peer's FIN was flagged" 3
 old[fin-guard]='if n < want && !read_closed {'
 new[fin-guard]='if n < want {'
 
 define write-budget-still-ready src/reactor/tcp.rs yes \
-    "--test chat_server a_reading_client_gets_every_line_it_is_owed" \
+    "--test binary chat_server::a_reading_client_gets_every_line_it_is_owed" \
     "forget the still-ready push when the write budget runs out"
 old[write-budget-still-ready]='                        trace!("token={key}: write budget spent, output left");
                         self.still_ready.push((key, serial));'
@@ -71,7 +71,7 @@ old[out-limit]='            self.out_limit.saturating_sub(self.backlog.len())'
 new[out-limit]='            usize::MAX'
 
 define idle-clock-on-output src/reactor/tcp.rs no \
-    "--test chat_server a_client_that_only_receives_is_still_idle" \
+    "--test binary chat_server::a_client_that_only_receives_is_still_idle" \
     "restart the idle clock when the server writes, not only when the client sends"
 old[idle-clock-on-output]='                    self.stats.bytes_out += written as u64;'
 new[idle-clock-on-output]='                    self.stats.bytes_out += written as u64;
@@ -87,13 +87,13 @@ new[udp-port-guard]='        let _ = src;
         true'
 
 define grace-not-a-timer src/reactor/mod.rs no \
-    "--test faults a_client_that_never_reads_cannot_hold_shutdown_past_the_grace" \
+    "--test binary faults::a_client_that_never_reads_cannot_hold_shutdown_past_the_grace" \
     "keep the shutdown grace out of the loop's timers"
 old[grace-not-a-timer]='        self.timers.schedule_loop(deadline, LoopTimer::GraceOver);'
 new[grace-not-a-timer]='        let _ = LoopTimer::GraceOver;'
 
 define daytime-no-linger src/reactor/tcp.rs no \
-    "--test daytime input_sent_to_daytime_is_thrown_away_and_the_close_is_clean" \
+    "--test binary daytime::input_sent_to_daytime_is_thrown_away_and_the_close_is_clean" \
     "close a daytime connection as soon as its line is out, without lingering"
 old[daytime-no-linger]='                if conn.saw_eof {'
 new[daytime-no-linger]='                if conn.saw_eof || matches!(conn.proto, Proto::Daytime(_)) {'

@@ -2,7 +2,7 @@
 # Draw the pictures of docs/architecture.md: each docs/diagrams/NAME.dot
 # becomes docs/diagrams/NAME.svg, with Graphviz's `dot` (Debian package
 # graphviz). The SVGs are committed so that they render in any checkout,
-# editor or web view; tests/tour.rs (`diagrams_are_drawn_from_their_source`)
+# editor or web view; tests/docs/tour.rs (`diagrams_are_drawn_from_their_source`)
 # redraws each one and fails if a committed SVG does not show what its source
 # says. Run this after editing a .dot file, and commit both.
 set -euo pipefail

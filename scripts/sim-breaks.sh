@@ -2,9 +2,9 @@
 # Does the simulation catch what it exists for? For each break below (one
 # idea removed from the reactor, the chat hub or the Redis link, by an exact
 # text replacement), run the seeds of its simulation (`cargo test --test
-# sim`, or `--test sim_cluster` for the cluster's breaks) on the broken code
-# and report the first failing seed and how many failed (docs/simulation.md
-# has the figures). The unbroken code must fail no seed, else the figures
+# in_process sim::`, or `sim_cluster::` for the cluster's breaks) on the
+# broken code and report the first failing seed and how many failed
+# (docs/simulation.md has the figures). The unbroken code must fail no seed, else the figures
 # mean nothing: that is checked first, for each simulation the selected
 # breaks use.
 #
@@ -79,7 +79,7 @@ run_seeds() {
     local log="$work/$1.log" test="${2:-sim}" name=the_reactor_survives_every_seed
     [ "$test" = sim_cluster ] && name=the_cluster_survives_every_seed
     (cd "$tree" && CARGO_TARGET_DIR="$work/target" RUST_BACKTRACE=0 \
-        cargo test --quiet --test "$test" "$name" -- --nocapture) >"$log" 2>&1 || true
+        cargo test --quiet --test in_process "$test::$name" -- --nocapture) >"$log" 2>&1 || true
     local failed first summary
     summary="$(grep -E '^[0-9]+ (cluster )?seeds from' "$log" || true)"
     if [ -z "$summary" ]; then

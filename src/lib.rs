@@ -52,9 +52,11 @@
 //! - [`buffer`] and [`config`]: bounded queues and shared lines; every limit
 //!   and default, named, and the `redis://` URL ([`config::redis_url`]).
 //!   They import nothing above them.
-//! - [`testing`]: naive models, invariant checks and the deterministic
-//!   simulation of the reactor ([`testing::sim`]), for the tests and the
-//!   fuzz targets (fuzz/) only.
+//! - [`testing`]: naive models, invariant checks, the deterministic
+//!   simulation of the reactor ([`testing::sim`]) and the in-process
+//!   server the tests turn by hand ([`testing::in_process`]), for the tests
+//!   (tests/, by level: docs/architecture.md) and the fuzz targets (fuzz/)
+//!   only.
 //!
 //! # Reading further
 //!

@@ -4,14 +4,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::{Events, Token};
+use mio::Token;
 
 use super::*;
 use crate::buffer::SharedLine;
 use crate::config::{ListenerSpec, ServeConfig, Service, TcpService};
 use crate::net::would_block;
+use crate::testing::in_process::InProcessServer;
 use source::{CloseReason, Conn, Proto, Source};
 
 fn echo_config() -> ServeConfig {
@@ -31,17 +32,8 @@ fn conn_keys(server: &Server) -> Vec<usize> {
         .collect()
 }
 
-/// Turn the loop until `done` holds, at most 5 seconds.
-fn turn_until(server: &mut Server, mut done: impl FnMut(&Server) -> bool) {
-    let mut events = Events::with_capacity(64);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !done(server) {
-        assert!(Instant::now() < deadline, "condition not reached");
-        server
-            .turn(&mut events, Some(Duration::from_millis(100)))
-            .unwrap();
-    }
-}
+/// How long any wait of these tests may take.
+const WAIT: Duration = Duration::from_secs(5);
 
 fn bytes_in(server: &Server, key: usize) -> u64 {
     match &server.sources[key].source {
@@ -52,13 +44,14 @@ fn bytes_in(server: &Server, key: usize) -> u64 {
 
 #[test]
 fn a_stale_event_never_reaches_the_connection_that_reuses_the_slot() {
-    let mut server = Server::bind(echo_config()).unwrap();
-    let listener_key = server.endpoints[0];
-    let addr = server.local_addrs()[0].1;
+    let mut in_process = InProcessServer::bind(echo_config());
+    let addr = in_process.addr();
 
     let mut a = TcpStream::connect(addr).unwrap();
-    turn_until(&mut server, |s| conn_keys(s).len() == 1);
-    let key_a = conn_keys(&server)[0];
+    in_process.turn_until("A accepted", WAIT, |s| conn_keys(s).len() == 1);
+    let server = in_process.server_mut();
+    let listener_key = server.endpoints[0];
+    let key_a = conn_keys(server)[0];
     a.write_all(b"from A").unwrap();
 
     // One batch, played by hand: A is closed (say its earlier event found
@@ -67,7 +60,7 @@ fn a_stale_event_never_reaches_the_connection_that_reuses_the_slot() {
     server.close_conn(key_a, CloseReason::Error("closed in this batch".into()));
     let mut b = TcpStream::connect(addr).unwrap();
     server.accept_ready(listener_key);
-    let key_b = *conn_keys(&server)
+    let key_b = *conn_keys(server)
         .iter()
         .find(|&&k| k != key_a)
         .expect("B accepted");
@@ -83,9 +76,9 @@ fn a_stale_event_never_reaches_the_connection_that_reuses_the_slot() {
             read_closed: false,
         },
     );
-    assert_eq!(bytes_in(&server, key_b), 0, "A's event did not reach B");
+    assert_eq!(bytes_in(server, key_b), 0, "A's event did not reach B");
     assert_eq!(
-        bytes_in(&server, key_a),
+        bytes_in(server, key_a),
         0,
         "a closing connection is not read"
     );
@@ -98,32 +91,26 @@ fn a_stale_event_never_reaches_the_connection_that_reuses_the_slot() {
 
     // After the sweep the slot is reused, and the newcomer starts clean.
     let mut c = TcpStream::connect(addr).unwrap();
-    turn_until(&mut server, |s| conn_keys(s).len() == 2);
-    assert!(conn_keys(&server).contains(&key_a), "C reused A's slot");
-    assert_eq!(bytes_in(&server, key_a), 0);
+    in_process.turn_until("C accepted", WAIT, |s| conn_keys(s).len() == 2);
+    let server = in_process.server();
+    assert!(conn_keys(server).contains(&key_a), "C reused A's slot");
+    assert_eq!(bytes_in(server, key_a), 0);
 
     // B and C each get exactly their own bytes back, nothing of A's.
     b.write_all(b"from B").unwrap();
     c.write_all(b"from C").unwrap();
     for (stream, expected) in [(&mut b, b"from B"), (&mut c, b"from C")] {
-        stream
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
+        stream.set_nonblocking(true).unwrap();
         let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while got.len() < expected.len() {
-            assert!(Instant::now() < deadline, "no echo");
-            let mut events = Events::with_capacity(64);
-            server
-                .turn(&mut events, Some(Duration::from_millis(10)))
-                .unwrap();
+        in_process.turn_until("the echo", WAIT, |_| {
             let mut buf = [0u8; 64];
             match stream.read(&mut buf) {
                 Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::TimedOut => {}
+                Err(e) if would_block(&e) => {}
                 Err(e) => panic!("{e}"),
             }
-        }
+            got.len() >= expected.len()
+        });
         assert_eq!(&got, expected);
     }
     // A was closed: it reads end of stream or a reset, never an echo.
@@ -137,24 +124,13 @@ fn a_stale_event_never_reaches_the_connection_that_reuses_the_slot() {
 
 #[test]
 fn idle_echo_connections_hold_no_buffer() {
-    let mut server = Server::bind(echo_config()).unwrap();
-    let addr = server.local_addrs()[0].1;
-    let mut a = TcpStream::connect(addr).unwrap();
+    let mut in_process = InProcessServer::bind(echo_config());
+    let mut a = in_process.connect();
     a.write_all(b"x").unwrap();
     let mut one = [0u8; 1];
-    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut events = Events::with_capacity(64);
-        server
-            .turn(&mut events, Some(Duration::from_millis(10)))
-            .unwrap();
-        if a.read(&mut one).is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no echo");
-    }
-    let key = conn_keys(&server)[0];
+    in_process.turn_until("the echo", WAIT, |_| a.read(&mut one).is_ok());
+    let server = in_process.server();
+    let key = conn_keys(server)[0];
     let Source::Conn(conn) = &server.sources[key].source else {
         unreachable!()
     };
@@ -177,8 +153,9 @@ fn a_burst_past_the_datagram_budget_is_answered_without_new_traffic() {
         service: Service::UdpEcho,
         addr: "127.0.0.1:0".into(),
     }]);
-    let mut server = Server::bind(config).unwrap();
-    let addr = server.local_addrs()[0].1;
+    let mut in_process = InProcessServer::bind(config);
+    let addr = in_process.addr();
+    let server = in_process.server();
     let key = server.endpoints[0];
     // Room for the whole burst in both receive buffers.
     let roomy = 4 << 20;
@@ -198,21 +175,17 @@ fn a_burst_past_the_datagram_budget_is_answered_without_new_traffic() {
     }
     let mut answered = 0;
     let mut buf = [0u8; 16];
-    let mut events = Events::with_capacity(64);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while answered < burst {
-        assert!(
-            Instant::now() < deadline,
-            "{answered} of {burst} answered: the rest waits for an edge that never comes"
-        );
-        server
-            .turn(&mut events, Some(Duration::from_millis(50)))
-            .unwrap();
-        while let Ok((n, _)) = client.recv_from(&mut buf) {
-            assert_eq!(buf[..n], (answered as u32).to_be_bytes(), "in order, whole");
-            answered += 1;
-        }
-    }
+    in_process.turn_until(
+        "the whole burst answered (the rest waits for an edge that never comes)",
+        WAIT,
+        |_| {
+            while let Ok((n, _)) = client.recv_from(&mut buf) {
+                assert_eq!(buf[..n], (answered as u32).to_be_bytes(), "in order, whole");
+                answered += 1;
+            }
+            answered == burst
+        },
+    );
 }
 
 /// A chat client that never reads, holding exactly `--max-pending` bytes of
@@ -235,25 +208,26 @@ fn a_chat_backlog_exactly_at_max_pending_does_not_block_echo_for_good() {
         },
     ]);
     config.max_pending = max_pending;
-    let mut server = Server::bind(config).unwrap();
-    let addrs = server.local_addrs();
+    let mut in_process = InProcessServer::bind(config);
+    let addrs = in_process.server().local_addrs();
     let _echo_client = TcpStream::connect(addrs[0].1).unwrap();
     let _chat_client = TcpStream::connect(addrs[1].1).unwrap();
-    turn_until(&mut server, |s| {
+    in_process.turn_until("both accepted, the welcome sent", WAIT, |s| {
         conn_keys(s).len() == 2 && s.pending_total == 0
     });
+    let server = in_process.server_mut();
     let kind_of = |s: &Server, key: usize| match &s.sources[key].source {
         Source::Conn(c) => c.service,
         _ => unreachable!(),
     };
-    let keys = conn_keys(&server);
+    let keys = conn_keys(server);
     let echo = *keys
         .iter()
-        .find(|&&k| kind_of(&server, k) == TcpService::Echo)
+        .find(|&&k| kind_of(server, k) == TcpService::Echo)
         .unwrap();
     let chat = *keys
         .iter()
-        .find(|&&k| kind_of(&server, k) == TcpService::Chat)
+        .find(|&&k| kind_of(server, k) == TcpService::Chat)
         .unwrap();
     // The chat client's queue holds exactly the bound (as if it never read).
     let line: SharedLine =

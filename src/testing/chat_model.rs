@@ -7,7 +7,7 @@
 //! by [`NaiveFramer`]. For every event it predicts, in order, each line the
 //! hub must send and to whom, and each close. It predicts lines exactly,
 //! except error lines, which it only requires to start with `* error: ` (the
-//! wording of errors is pinned by tests/chat_hub.rs; what matters here is
+//! wording of errors is pinned by tests/sans_io/chat_hub.rs; what matters here is
 //! that there is exactly one, to the sender alone, and that nothing else
 //! changes).
 //!

@@ -1,8 +1,9 @@
 //! Reference models and invariant checks for the sans-IO state machines,
 //! written once and used three ways: by the fuzz targets in `fuzz/`, by the
-//! property tests in `tests/properties.rs` (so `cargo test` on stable checks
-//! the same invariants), and by `tests/fuzz_regressions.rs`, which replays
-//! every input the fuzzer ever found a fault with.
+//! property tests in `tests/sans_io/properties.rs` (so `cargo test` on
+//! stable checks the same invariants), and by
+//! `tests/sans_io/fuzz_regressions.rs`, which replays every input the fuzzer
+//! ever found a fault with.
 //!
 //! Each submodule owns one target: an input type (plain data: a few limits
 //! and a list of operations, decoded from fuzzer bytes with the `arbitrary`
@@ -27,7 +28,10 @@
 //!   ([`crate::client::lines`]).
 //! - [`sim`] is bigger than the others: the whole server (the real reactor)
 //!   on the simulated network ([`crate::net::sim`]), driven by scenario
-//!   clients from a seed (`tests/sim.rs`) or from fuzzer bytes.
+//!   clients from a seed (`tests/in_process/sim.rs`) or from fuzzer bytes.
+//! - [`in_process`] is no fuzz target: it is the tests' one way to run a
+//!   real [`Server`](crate::reactor::Server) in their own process on
+//!   loopback and turn its loop until a condition holds, under a deadline.
 //!
 //! Why a module of the library rather than a file under `tests/`: the fuzz
 //! crate and the tests are separate crates, and both need the same code and
@@ -35,12 +39,15 @@
 //! compiled, linted and documented once, and the server binary links none of
 //! it (nothing in the server calls it). The `Arbitrary` derives exist only
 //! with the `arbitrary` feature, which the fuzz crate and the tests turn on.
+//! For the same reason [`in_process`] is here: the test binaries and the
+//! reactor's own unit tests turn the loop with the same code.
 
 pub mod chat_hub;
 pub mod chat_model;
 pub mod chat_session;
 pub mod client_lines;
 pub mod echo_stream;
+pub mod in_process;
 pub mod line_framing;
 pub mod sim;
 pub mod udp_echo;

@@ -1,7 +1,7 @@
 //! The link driven sans-IO: a virtual clock, and Redis played by scripted
 //! replies. Each test reads the commands the link wrote as RESP, and feeds
 //! back the bytes a real Redis 7 sends (the real-Redis test in
-//! tests/cluster_redis.rs checks that these scripts match reality).
+//! tests/in_process/cluster_redis.rs checks that these scripts match reality).
 
 use super::*;
 use crate::protocol::chat::bus::{Reason, Text};

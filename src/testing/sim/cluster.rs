@@ -47,7 +47,7 @@
 //! simulation checks local delivery in depth), `/msg`, rooms other than
 //! `#lobby`, wrong passwords, malformed bus messages (unit tests and the
 //! `cluster_hub` fuzz target do), and the exact timing of "server lost"
-//! (tests/cluster_chat.rs does, against a real Redis).
+//! (tests/binary/cluster_chat.rs does, against a real Redis).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -298,7 +298,7 @@ pub fn run_seed(seed: u64) -> ClusterOutcome {
                 .unwrap_or_default();
             panic!(
                 "cluster simulation failed, seed {seed} (replay: SOCKLOOP_SIM_CLUSTER_SEED={seed} \
-                 cargo test --test sim_cluster)\n{msg}\nscenario: {scenario:#?}"
+                 cargo test --test in_process sim_cluster::)\n{msg}\nscenario: {scenario:#?}"
             );
         }
     }

@@ -316,7 +316,7 @@ fn run(seed: u64, mut rng: SimRng) -> Outcome {
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
             panic!(
-                "simulation failed, seed {seed} (replay: SOCKLOOP_SIM_SEED={seed} cargo test --test sim)\n\
+                "simulation failed, seed {seed} (replay: SOCKLOOP_SIM_SEED={seed} cargo test --test in_process sim::)\n\
                  {msg}\nscenario: {scenario:#?}"
             );
         }
