@@ -45,6 +45,8 @@ fn usage_error(e: clap::Error) -> ! {
 /// say on stderr what is served, then run the loop until a signal and the
 /// drain that follows.
 fn serve(config: ServeConfig) -> io::Result<()> {
+    // Once per process, before any loop: the loop only clamps below it.
+    sockloop::net::toolkit::prepare_process_for_serving(config.max_conns, config.listeners.len());
     let mut server = Server::bind(config)?;
     // With --cluster, Redis first: no `listening` line before it answers.
     server.wait_for_cluster(CLUSTER_START_LIMIT)?;

@@ -19,7 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use super::toolkit::{connect_result, raise_fd_limit, SERVER_FD_RESERVE};
+use super::toolkit::{connect_result, fd_limit, SERVER_FD_RESERVE};
 use super::{EventList, Net, Readiness, SIGNAL_TOKEN};
 use crate::config;
 
@@ -95,7 +95,7 @@ impl Net for MioNet {
 
     fn clamp_max_conns(&mut self, max_conns: usize, endpoints: usize) -> usize {
         let reserve = endpoints + SERVER_FD_RESERVE;
-        let Ok(limit) = raise_fd_limit((max_conns + reserve) as u64) else {
+        let Ok(limit) = fd_limit() else {
             return max_conns;
         };
         let usable = (limit as usize).saturating_sub(reserve).max(1);

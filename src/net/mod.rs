@@ -156,8 +156,11 @@ pub trait Net {
     /// Signals received since the last call (SIGINT, SIGTERM), appended to
     /// `out`. They arrive as a readable event on [`SIGNAL_TOKEN`].
     fn take_signals(&mut self, out: &mut Vec<i32>);
-    /// Keep `max_conns` below the file descriptor limit (`getrlimit`), so the
-    /// clean "server full" path is hit before `accept` fails with EMFILE.
+    /// Keep `max_conns` below the file descriptor limit in force
+    /// (`getrlimit`), so the clean "server full" path is hit before `accept`
+    /// fails with EMFILE. Only reads the limit: raising it is process-wide
+    /// set-up, done once before any loop
+    /// ([`toolkit::prepare_process_for_serving`]).
     fn clamp_max_conns(&mut self, max_conns: usize, endpoints: usize) -> usize;
 
     /// A non-blocking listener on `addr`, registered READABLE under `token`

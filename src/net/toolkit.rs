@@ -126,6 +126,26 @@ pub fn raise_fd_limit(wanted: u64) -> io::Result<u64> {
     }
 }
 
+/// The soft limit on open files (`RLIMIT_NOFILE`) now in force.
+pub fn fd_limit() -> io::Result<u64> {
+    Ok(rlimit::getrlimit(rlimit::Resource::NOFILE)?.0)
+}
+
+/// Process-wide set-up for `sockloop serve`, done once before any loop is
+/// bound: raise the fd limit for `max_conns` connections and `endpoints`
+/// sockets. Each loop then only clamps its own `--max-conns` below the limit
+/// in force ([`Net::clamp_max_conns`](super::Net::clamp_max_conns)), so that
+/// several loops in one process would share one limit instead of each
+/// raising it for itself (such a process gives each loop its share of the
+/// connections). Signals need no such step: each loop registers its own
+/// signal-hook pipe, and every registered pipe hears the signal.
+pub fn prepare_process_for_serving(max_conns: usize, endpoints: usize) {
+    let wanted = (max_conns + endpoints + SERVER_FD_RESERVE) as u64;
+    if let Err(e) = raise_fd_limit(wanted) {
+        debug!("could not read the fd limit: {e}");
+    }
+}
+
 /// Why [`drain`] stopped reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drained {

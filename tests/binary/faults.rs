@@ -64,6 +64,43 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// The fd limit is raised once for the process before the loop is bound:
+/// with a low soft limit and room under the hard one, `--max-conns` is kept
+/// as asked, not clamped.
+#[test]
+fn a_low_soft_fd_limit_is_raised_before_the_loop_starts() {
+    let hard = Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .expect("run sh");
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_string();
+    if hard != "unlimited" && hard.parse::<u64>().map_or(true, |h| h < 2000) {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_low_soft_fd_limit_is_raised_before_the_loop_starts: \
+             the hard fd limit ({hard}) leaves no room to raise the soft one"
+        );
+        return;
+    }
+    let script = format!(
+        "ulimit -Sn 64 && exec {} serve --chat 127.0.0.1:0 --max-conns 1000",
+        common::bin()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.env("RUST_LOG", "info");
+    let mut server = Server::from_command(cmd, 1);
+    let serving = server.stderr.wait_for("max-conns ");
+    assert!(
+        serving.contains("max-conns 1000,"),
+        "the soft limit was not raised: {serving}"
+    );
+}
+
 #[test]
 fn max_conns_is_clamped_below_the_fd_limit_and_full_is_clean() {
     let script = format!(
