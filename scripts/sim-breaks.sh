@@ -21,7 +21,7 @@ work="$root/target/sim-breaks"
 tree="$work/tree"
 
 declare -A old new about file sim
-names=(write-budget read-budget sweep-mid-batch input-resumed udp-budget restored-notice claim-unproven)
+names=(write-budget read-budget sweep-mid-batch input-resumed udp-budget restored-notice claim-unproven bus-order)
 
 about[write-budget]="the write budget's still-ready push removed (flush_pending)"
 old[write-budget]='                        trace!("token={key}: write budget spent, output left");
@@ -72,6 +72,18 @@ sim[claim-unproven]=sim_cluster
 file[claim-unproven]=src/cluster/link.rs
 old[claim-unproven]='                let granted = matches!(&value, Value::Simple(ok) if ok == b"OK");'
 new[claim-unproven]='                let granted = !matches!(&value, Value::Error(_));'
+
+about[bus-order]="the link hands on two messages from the bus in the wrong order (each after the one behind it)"
+sim[bus-order]=sim_cluster
+file[bus-order]=src/cluster/link.rs
+old[bus-order]='        self.effects.push_back(Effect::Message(message));'
+new[bus-order]='        match self.effects.back() {
+            Some(Effect::Message(_)) => {
+                let at = self.effects.len() - 1;
+                self.effects.insert(at, Effect::Message(message));
+            }
+            _ => self.effects.push_back(Effect::Message(message)),
+        }'
 
 # Run a simulation's seeds in the copy (\$1: the log's name, \$2: sim or
 # sim_cluster); print "first failing seed, count".
