@@ -38,6 +38,7 @@ use super::{
     new_poll, Clock, Plan, Schedule, Turn, CHAT_MAX_SENDERS, CHAT_SETUP_TIMEOUT,
     CHAT_UNWELCOMED_MAX, DRAIN_TIMEOUT,
 };
+use crate::buffer::PageAligned;
 use crate::config::READ_BUF_SIZE;
 use crate::net::mio::readiness_of;
 use crate::net::toolkit::{connect_nonblocking, drain, poll_once, Drained};
@@ -475,7 +476,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
     let (mut poll, mut events) = new_poll()?;
     let senders = plan.conns.min(CHAT_MAX_SENDERS);
     let mut book = Book::new(plan.conns, senders, plan.size, plan.pipeline);
-    let mut rbuf = vec![0u8; READ_BUF_SIZE];
+    let mut rbuf = PageAligned::new(READ_BUF_SIZE);
     let mut clients = set_up(plan, &mut poll, &mut events, &mut rbuf, &mut book)?;
     let mut tally = Tally::for_plan(plan);
     let mut progress = Progress::new("bench chat", plan);

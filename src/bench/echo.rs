@@ -18,6 +18,7 @@ use super::payload::Format;
 use super::report::{Progress, Tally};
 use super::tcp::{connect_all, OutStream};
 use super::{new_poll, Clock, Plan, Schedule, Turn, DRAIN_TIMEOUT};
+use crate::buffer::PageAligned;
 use crate::config::READ_BUF_SIZE;
 use crate::net::mio::readiness_of;
 use crate::net::toolkit::{drain, poll_once, Drained};
@@ -217,7 +218,7 @@ pub fn run(plan: &Plan) -> io::Result<(Tally, usize, Duration)> {
         live: plan.conns,
         outstanding: 0,
     };
-    let mut rbuf = vec![0u8; READ_BUF_SIZE];
+    let mut rbuf = PageAligned::new(READ_BUF_SIZE);
     let mut tally = Tally::for_plan(plan);
     let mut progress = Progress::new("bench echo", plan);
     let mut schedule = Schedule::new(plan.duration, DRAIN_TIMEOUT);

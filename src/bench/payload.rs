@@ -7,7 +7,9 @@
 //!
 //! - [`Format::Binary`] (TCP and UDP echo): the sequence number and the send
 //!   time as two little-endian `u64`s (16 bytes), then filler bytes that
-//!   depend on both the offset and the sequence number. A message shorter than
+//!   depend on both the offset and the sequence number: a fixed 64 KiB table
+//!   indexed by the offset, XORed with one key byte per message and per
+//!   64 KiB block. A message shorter than
 //!   16 bytes carries only the first bytes of that header; over TCP that is
 //!   still checkable, because the stream keeps order and the bench knows what
 //!   it sent in each position.
@@ -17,7 +19,11 @@
 //!
 //! Producing and checking work on any byte range of a message (`offset` is
 //! the position within the message), because a TCP read can end anywhere:
-//! nothing here allocates, and a check costs a few vectorised compares.
+//! nothing here allocates, and there is no arithmetic per byte: producing is
+//! a table copied with an XOR, checking is the same pass with an OR, both
+//! compiled to wide vector operations (a bench that streams 64 KiB replies
+//! spends far less on them than on the kernel's copies; docs/benchmarks.md,
+//! "The load generator's own cost").
 
 /// Bytes of the binary header: sequence number and send time, `u64` LE each.
 pub const BINARY_HEADER: usize = 16;
@@ -45,13 +51,65 @@ pub enum Format {
 const TEXT_ALPHABET: &[u8; 64] =
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
 
-/// A byte that depends on its position (so that a shifted or reordered stream
-/// is caught) and on the sequence number (so that a stale copy of another
-/// message is caught too).
+/// The filler repeats a table of this many bytes, XORed with a key per
+/// message and per block of this size (see [`key`]).
+const PERIOD: usize = 64 * 1024;
+
+/// The position-dependent part of the filler: byte `i` is the top byte of
+/// `i × 0x9E3779B1` (a Weyl sequence, so neighbouring bytes differ and a
+/// shifted stream is caught). Built at compile time, so producing and
+/// checking a message is a pass over a table that stays in cache, not
+/// arithmetic per byte: a 64 KiB reply is checked with wide XORs.
+static SPREAD: [u8; PERIOD] = spread_table();
+
+const fn spread_table() -> [u8; PERIOD] {
+    let mut table = [0u8; PERIOD];
+    let mut i = 0;
+    while i < PERIOD {
+        table[i] = ((i as u32).wrapping_mul(0x9E37_79B1) >> 24) as u8;
+        i += 1;
+    }
+    table
+}
+
+/// What the filler of message `seq` is XORed with in its `block`-th
+/// [`PERIOD`] bytes: depending on the sequence number, a stale copy of
+/// another message is caught; depending on the block, so are two blocks of a
+/// long message swapped. Block 0 adds nothing.
 #[inline]
-fn mix(seq: u64, offset: usize) -> u8 {
-    let spread = (offset as u32).wrapping_mul(0x9E37_79B1) >> 24;
-    (spread as u8) ^ (seq as u8).wrapping_mul(0x5B)
+fn key(seq: u64, block: usize) -> u8 {
+    let block_spread = ((block as u32).wrapping_mul(0x9E37_79B1) >> 24) as u8;
+    (seq as u8).wrapping_mul(0x5B) ^ block_spread
+}
+
+/// Visit the filler of message `seq` at `offset..offset + len` as runs that
+/// stay inside one block: `visit(start, pattern, key)`, where `start` is the
+/// run's position relative to `offset` and its bytes are `pattern[i] ^ key`.
+/// Stops early, returning false, when `visit` does.
+#[inline]
+fn filler_runs(
+    seq: u64,
+    offset: usize,
+    len: usize,
+    mut visit: impl FnMut(usize, &'static [u8], u8) -> bool,
+) -> bool {
+    let mut done = 0;
+    while done < len {
+        let at = offset + done;
+        let (block, from) = (at / PERIOD, at % PERIOD);
+        let n = (PERIOD - from).min(len - done);
+        if !visit(done, &SPREAD[from..from + n], key(seq, block)) {
+            return false;
+        }
+        done += n;
+    }
+    true
+}
+
+/// The text filler character for one spread byte and key.
+#[inline]
+fn text_char(spread: u8, key: u8) -> u8 {
+    TEXT_ALPHABET[((spread ^ key) & 63) as usize]
 }
 
 impl Format {
@@ -83,45 +141,82 @@ impl Format {
         }
     }
 
+    /// How many of `len` bytes at `offset` are header, filler and (text)
+    /// the final LF, in that order.
+    fn parts(&self, header_len: usize, offset: usize, len: usize) -> (usize, usize, usize) {
+        let head = header_len.saturating_sub(offset).min(len);
+        let filler_end = match *self {
+            Format::Binary { .. } => offset + len,
+            Format::Text { size } => (offset + len).min(size),
+        };
+        let filler = filler_end.saturating_sub(offset + head);
+        (head, filler, len - head - filler)
+    }
+
     /// Write bytes `offset..offset + out.len()` of message `seq` sent at
     /// `sent_ns` into `out`. The range must lie within [`wire_len`](Self::wire_len).
     pub fn fill(&self, seq: u64, sent_ns: u64, offset: usize, out: &mut [u8]) {
         debug_assert!(offset + out.len() <= self.wire_len());
         let (header, header_len) = self.header(seq, sent_ns);
-        for (i, byte) in out.iter_mut().enumerate() {
-            let at = offset + i;
-            *byte = if at < header_len {
-                header[at]
-            } else {
-                match *self {
-                    Format::Binary { .. } => mix(seq, at),
-                    Format::Text { size } if at == size => b'\n',
-                    Format::Text { .. } => TEXT_ALPHABET[(mix(seq, at) & 63) as usize],
+        let (head, filler, lf) = self.parts(header_len, offset, out.len());
+        let (out_head, rest) = out.split_at_mut(head);
+        out_head.copy_from_slice(&header[offset.min(header_len)..][..head]);
+        let (out_filler, out_lf) = rest.split_at_mut(filler);
+        let binary = matches!(self, Format::Binary { .. });
+        filler_runs(seq, offset + head, filler, |start, pattern, key| {
+            let run = &mut out_filler[start..start + pattern.len()];
+            if binary {
+                // Written as a plain loop over two slices so that it
+                // compiles to wide XORs.
+                for (byte, &spread) in run.iter_mut().zip(pattern) {
+                    *byte = spread ^ key;
                 }
-            };
-        }
+            } else {
+                for (byte, &spread) in run.iter_mut().zip(pattern) {
+                    *byte = text_char(spread, key);
+                }
+            }
+            true
+        });
+        debug_assert!(lf <= 1);
+        out_lf.fill(b'\n');
     }
 
     /// Whether `chunk` equals bytes `offset..offset + chunk.len()` of message
     /// `seq` sent at `sent_ns`. A chunk running past the end of the message
     /// never matches.
+    ///
+    /// Nothing is produced to compare against: the header is compared as
+    /// a slice, and the filler is checked against the [`SPREAD`] table
+    /// directly, by OR-ing `byte ^ table ^ key` over each run, which the
+    /// compiler turns into wide XORs and ORs with no branch per byte (a
+    /// mismatch is rare, so the whole run is checked before looking).
     pub fn matches(&self, seq: u64, sent_ns: u64, offset: usize, chunk: &[u8]) -> bool {
         if offset + chunk.len() > self.wire_len() {
             return false;
         }
-        // Produce the expected bytes in stack-sized pieces and compare slices:
-        // the compare is a memcmp, and no buffer is allocated.
-        let mut expected = [0u8; 256];
-        let mut done = 0;
-        while done < chunk.len() {
-            let n = (chunk.len() - done).min(expected.len());
-            self.fill(seq, sent_ns, offset + done, &mut expected[..n]);
-            if expected[..n] != chunk[done..done + n] {
-                return false;
-            }
-            done += n;
+        let (header, header_len) = self.header(seq, sent_ns);
+        let (head, filler, _) = self.parts(header_len, offset, chunk.len());
+        let (chunk_head, rest) = chunk.split_at(head);
+        if chunk_head != &header[offset.min(header_len)..][..head] {
+            return false;
         }
-        true
+        let (chunk_filler, chunk_lf) = rest.split_at(filler);
+        let binary = matches!(self, Format::Binary { .. });
+        let filler_ok = filler_runs(seq, offset + head, filler, |start, pattern, key| {
+            let run = &chunk_filler[start..start + pattern.len()];
+            let differ = if binary {
+                run.iter()
+                    .zip(pattern)
+                    .fold(0u8, |acc, (&byte, &spread)| acc | (byte ^ spread ^ key))
+            } else {
+                run.iter().zip(pattern).fold(0u8, |acc, (&byte, &spread)| {
+                    acc | (byte ^ text_char(spread, key))
+                })
+            };
+            differ == 0
+        });
+        filler_ok && chunk_lf.iter().all(|&byte| byte == b'\n')
     }
 }
 
@@ -137,6 +232,8 @@ pub fn binary_seq(message: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
 
     fn whole(format: Format, seq: u64, ts: u64) -> Vec<u8> {
         let mut v = vec![0u8; format.wire_len()];
@@ -217,6 +314,87 @@ mod tests {
         m.push(0);
         assert!(!f.matches(1, 1, 0, &m));
         assert!(!f.matches(1, 1, 8, &[0]));
+    }
+
+    /// The formats defined byte by byte, the slow and obvious way, without
+    /// the table: what `fill` and `matches` must agree with. For offsets
+    /// below 64 KiB the filler is `mix(seq, at)` of the first version of the
+    /// bench, so messages up to 64 KiB are what they always were.
+    fn reference_byte(f: Format, seq: u64, ts: u64, at: usize) -> u8 {
+        let weyl = |x: usize| ((x as u32).wrapping_mul(0x9E37_79B1) >> 24) as u8;
+        let filler = weyl(at % 65536) ^ (seq as u8).wrapping_mul(0x5B) ^ weyl(at / 65536);
+        match f {
+            Format::Binary { .. } if at < 8 => seq.to_le_bytes()[at],
+            Format::Binary { .. } if at < 16 => ts.to_le_bytes()[at - 8],
+            Format::Binary { .. } => filler,
+            Format::Text { .. } if at < 32 => format!("{seq:016x}{ts:016x}").as_bytes()[at],
+            Format::Text { size } if at == size => b'\n',
+            Format::Text { .. } => TEXT_ALPHABET[(filler & 63) as usize],
+        }
+    }
+
+    fn any_format() -> impl Strategy<Value = Format> {
+        prop_oneof![
+            (1usize..200_000).prop_map(|size| Format::Binary { size }),
+            (32usize..70_000).prop_map(|size| Format::Text { size }),
+        ]
+    }
+
+    /// A range of a message: anywhere, or straddling a 64 KiB block edge.
+    fn any_range(f: Format) -> impl Strategy<Value = (usize, usize)> {
+        let wire_len = f.wire_len();
+        (0..wire_len, 0usize..4, 0usize..70, 0usize..3000).prop_map(
+            move |(anywhere, block, before, len)| {
+                let edge = (block * 65536).saturating_sub(before);
+                let offset = if block == 0 || edge >= wire_len {
+                    anywhere
+                } else {
+                    edge
+                };
+                (offset, len.min(wire_len - offset))
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn fill_and_matches_agree_with_the_byte_by_byte_definition(
+            (f, (offset, len)) in any_format().prop_flat_map(|f| (Just(f), any_range(f))),
+            seq in any::<u64>(),
+            ts in any::<u64>(),
+            flip_at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let expected: Vec<u8> =
+                (offset..offset + len).map(|at| reference_byte(f, seq, ts, at)).collect();
+            let mut produced = vec![0u8; len];
+            f.fill(seq, ts, offset, &mut produced);
+            prop_assert_eq!(&produced, &expected);
+            prop_assert!(f.matches(seq, ts, offset, &expected));
+            if len > 0 {
+                let mut bad = expected.clone();
+                bad[flip_at.index(len)] ^= flip;
+                prop_assert!(!f.matches(seq, ts, offset, &bad));
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_message_checks_across_block_edges_and_catches_swapped_blocks() {
+        let f = Format::Binary {
+            size: 3 * 65536 + 100,
+        };
+        let m = whole(f, 9, 8);
+        for cut in [65535, 65536, 65537, 131072, 3 * 65536 + 99] {
+            assert!(f.matches(9, 8, 0, &m[..cut]), "head {cut}");
+            assert!(f.matches(9, 8, cut, &m[cut..]), "tail {cut}");
+        }
+        // The table repeats every 64 KiB; the key per block tells the
+        // repetitions apart.
+        let mut swapped = m.clone();
+        swapped[65536..131072].copy_from_slice(&m[131072..196608]);
+        swapped[131072..196608].copy_from_slice(&m[65536..131072]);
+        assert!(!f.matches(9, 8, 0, &swapped));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use mio::{Events, Poll, Token};
 
 use super::payload::Format;
 use super::CONNECTS_IN_FLIGHT;
+use crate::buffer::PageAligned;
 use crate::net::toolkit::{
     connect_error, connect_nonblocking, connect_result, poll_once, CONNECT_TIMEOUT,
 };
@@ -100,7 +101,9 @@ pub fn connect_all(
 /// torn message.
 #[derive(Debug)]
 pub struct OutStream {
-    buf: Box<[u8]>,
+    /// Page-aligned: the kernel's copy out of it runs at full speed
+    /// ([`PageAligned`] says why that is not a given).
+    buf: PageAligned,
     /// Bytes `pos..len` of `buf` are produced and not yet written.
     pos: usize,
     len: usize,
@@ -116,7 +119,7 @@ impl OutStream {
     /// An output side with a buffer of `capacity` bytes (at least 1).
     pub fn new(capacity: usize) -> OutStream {
         OutStream {
-            buf: vec![0u8; capacity.max(1)].into_boxed_slice(),
+            buf: PageAligned::new(capacity.max(1)),
             pos: 0,
             len: 0,
             gen_seq: 0,
