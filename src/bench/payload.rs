@@ -187,7 +187,7 @@ impl Format {
     /// never matches.
     ///
     /// Nothing is produced to compare against: the header is compared as
-    /// a slice, and the filler is checked against the [`SPREAD`] table
+    /// a slice, and the filler is checked against the `SPREAD` table
     /// directly, by OR-ing `byte ^ table ^ key` over each run, which the
     /// compiler turns into wide XORs and ORs with no branch per byte (a
     /// mismatch is rare, so the whole run is checked before looking).
