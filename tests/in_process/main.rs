@@ -18,6 +18,7 @@ mod redis_support;
 
 mod cluster_redis;
 mod fd_exhaustion;
+mod seeds;
 mod sim;
 mod sim_cluster;
 

@@ -8,21 +8,11 @@
 //! - `SOCKLOOP_SIM_SEED=N cargo test --test in_process sim::` replays seed N alone, with
 //!   the server's log on stderr (`RUST_LOG=debug` or `trace`).
 
-use std::panic;
-use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 use sockloop::testing::sim::run_seed;
 
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-    )
-}
+use crate::seeds::{env_u64, fail_on, run_seeds};
 
 #[test]
 fn the_reactor_survives_every_seed() {
@@ -37,62 +27,24 @@ fn the_reactor_survives_every_seed() {
     let verbose = std::env::var_os("SOCKLOOP_SIM_VERBOSE").is_some();
     let started = Instant::now();
     let (mut steps, mut events, mut faults) = (0, 0, 0);
-    let mut failed = Vec::new();
-    // Each failure's message is collected and the first one printed whole
-    // at the end, instead of a panic message per failing seed. The hook is
-    // the process's: it stays quiet for this thread only.
-    let default_hook: Arc<dyn Fn(&panic::PanicHookInfo<'_>) + Send + Sync> =
-        Arc::from(panic::take_hook());
-    let quiet = thread::current().id();
-    let others = Arc::clone(&default_hook);
-    panic::set_hook(Box::new(move |info| {
-        if thread::current().id() != quiet {
-            others(info)
+    let failed = run_seeds(first, seeds, run_seed, |seed, o, took| {
+        steps += o.steps;
+        events += o.counters.events;
+        faults +=
+            o.counters.eintr + o.counters.spurious + o.counters.emfile + o.counters.short_writes;
+        if verbose {
+            eprintln!(
+                "seed {seed}: {} steps, {:?} virtual, {took:?}",
+                o.steps, o.elapsed
+            );
         }
-    }));
-    for seed in first..first + seeds {
-        let t = Instant::now();
-        match panic::catch_unwind(|| run_seed(seed)) {
-            Ok(o) => {
-                steps += o.steps;
-                events += o.counters.events;
-                faults += o.counters.eintr
-                    + o.counters.spurious
-                    + o.counters.emfile
-                    + o.counters.short_writes;
-                if verbose {
-                    eprintln!(
-                        "seed {seed}: {} steps, {:?} virtual, {:?}",
-                        o.steps,
-                        o.elapsed,
-                        t.elapsed()
-                    );
-                }
-            }
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .unwrap_or_else(|| "(no message)".into());
-                let headline = msg.lines().nth(1).unwrap_or_default().to_string();
-                eprintln!("seed {seed} FAILED: {headline}");
-                failed.push((seed, msg));
-            }
-        }
-    }
-    panic::set_hook(Box::new(move |info| default_hook(info)));
+    });
     eprintln!(
         "{seeds} seeds from {first}: {} failed; {steps} steps, {events} events, {faults} injected faults, {:?}",
         failed.len(),
         started.elapsed()
     );
-    if let Some((seed, msg)) = failed.first() {
-        panic!(
-            "{} of {seeds} seeds failed: {:?}\nfirst failure, seed {seed}:\n{msg}",
-            failed.len(),
-            failed.iter().map(|(s, _)| s).collect::<Vec<_>>()
-        );
-    }
+    fail_on(&failed, seeds);
 }
 
 /// A seed replays exactly: the same steps, events, faults and server
