@@ -64,6 +64,23 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// `serve --chat 127.0.0.1:0 --max-conns 1000` started by a shell after
+/// `ulimit LIMIT` (for example `-n 64`: soft and hard limit, or `-Sn 64`:
+/// the soft one only).
+fn chat_server_under_ulimit(limit: &str) -> Server {
+    let script = format!(
+        "ulimit {limit} && exec {} serve --chat 127.0.0.1:0 --max-conns 1000",
+        common::bin()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.env("RUST_LOG", "info");
+    Server::from_command(cmd, 1)
+}
+
 /// The fd limit is raised once for the process before the loop is bound:
 /// with a low soft limit and room under the hard one, `--max-conns` is kept
 /// as asked, not clamped.
@@ -83,17 +100,7 @@ fn a_low_soft_fd_limit_is_raised_before_the_loop_starts() {
         );
         return;
     }
-    let script = format!(
-        "ulimit -Sn 64 && exec {} serve --chat 127.0.0.1:0 --max-conns 1000",
-        common::bin()
-    );
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.env("RUST_LOG", "info");
-    let mut server = Server::from_command(cmd, 1);
+    let mut server = chat_server_under_ulimit("-Sn 64");
     let serving = server.stderr.wait_for("max-conns ");
     assert!(
         serving.contains("max-conns 1000,"),
@@ -103,17 +110,7 @@ fn a_low_soft_fd_limit_is_raised_before_the_loop_starts() {
 
 #[test]
 fn max_conns_is_clamped_below_the_fd_limit_and_full_is_clean() {
-    let script = format!(
-        "ulimit -n 64 && exec {} serve --chat 127.0.0.1:0 --max-conns 1000",
-        common::bin()
-    );
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.env("RUST_LOG", "info");
-    let mut server = Server::from_command(cmd, 1);
+    let mut server = chat_server_under_ulimit("-n 64");
     let warning = server.stderr.wait_for("--max-conns 1000");
     let usable: usize = warning
         .rsplit("using ")
