@@ -59,11 +59,7 @@ pub fn run_seeds<O>(
         match panic::catch_unwind(panic::AssertUnwindSafe(|| run(seed))) {
             Ok(outcome) => on_ok(seed, &outcome, t.elapsed()),
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "(no message)".into());
+                let msg = sockloop::testing::sim::panic_message(panic.as_ref());
                 let headline = msg.lines().nth(1).unwrap_or_default().to_string();
                 eprintln!("seed {seed} FAILED: {headline}");
                 failed.push((seed, msg));

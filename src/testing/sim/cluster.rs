@@ -291,11 +291,7 @@ pub fn run_seed(seed: u64) -> ClusterOutcome {
     match result {
         Ok(outcome) => outcome,
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = super::panic_message(panic.as_ref());
             panic!(
                 "cluster simulation failed, seed {seed} (replay: SOCKLOOP_SIM_CLUSTER_SEED={seed} \
                  cargo test --test in_process sim_cluster::)\n{msg}\nscenario: {scenario:#?}"

@@ -310,11 +310,7 @@ fn run(seed: u64, mut rng: SimRng) -> Outcome {
     match result {
         Ok(outcome) => outcome,
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = panic_message(panic.as_ref());
             panic!(
                 "simulation failed, seed {seed} (replay: SOCKLOOP_SIM_SEED={seed} cargo test --test in_process sim::)\n\
                  {msg}\nscenario: {scenario:#?}"
@@ -493,6 +489,16 @@ pub(crate) fn audit(server: &mut Server<SimNet>, config: &ServeConfig, links: us
         audit.conns.len()
     );
     assert!(endpoints >= audit.endpoints);
+}
+
+/// The text a panic carried (`panic!` with arguments gives a `String`, a
+/// bare literal a `&str`); empty if it carried something else.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
 
 /// Failure text collected from several clients ("" when all is well).
