@@ -57,13 +57,14 @@ SERVERS = {
     "sockloop-echo": ([str(SOCKLOOP), "serve", "--echo", "127.0.0.1:0"], "tcp-echo"),
     "sockloop-chat": ([str(SOCKLOOP), "serve", "--chat", "127.0.0.1:0"], "chat"),
     "c-epoll-echo": ([str(BASELINE_BIN / "c-epoll-echo"), "0"], "tcp-echo"),
+    "c-splice-echo": ([str(BASELINE_BIN / "c-splice-echo"), "0"], "tcp-echo"),
     "mio-echo": ([str(BASELINE_BIN / "mio-echo"), "0"], "tcp-echo"),
     "tokio-echo": ([str(BASELINE_BIN / "tokio-echo"), "0"], "tcp-echo"),
     "tokio-chat": ([str(BASELINE_BIN / "tokio-chat"), "0"], "chat"),
     "tokio-chat-batched": ([str(BASELINE_BIN / "tokio-chat"), "0", "--batch"], "chat"),
 }
 
-ECHO_REFS = ["c-epoll-echo", "mio-echo", "tokio-echo"]
+ECHO_REFS = ["c-epoll-echo", "c-splice-echo", "mio-echo", "tokio-echo"]
 CHAT_REFS = ["tokio-chat", "tokio-chat-batched"]
 
 
