@@ -21,7 +21,7 @@ work="$root/target/sim-breaks"
 tree="$work/tree"
 
 declare -A old new about file sim
-names=(write-budget read-budget sweep-mid-batch input-resumed udp-budget restored-notice claim-unproven bus-order)
+names=(write-budget read-budget sweep-mid-batch input-resumed udp-budget short-fill-drained restored-notice claim-unproven bus-order)
 
 about[write-budget]="the write budget's still-ready push removed (flush_pending)"
 old[write-budget]='                        trace!("token={key}: write budget spent, output left");
@@ -56,6 +56,19 @@ old[udp-budget]='            if !drained {
             }'
 new[udp-budget]='            if !drained {
             }'
+
+about[short-fill-drained]="a relay fill that stopped short taken to mean the socket is drained (conn_read)"
+old[short-fill-drained]='                    RelayRead::Moved(n) => {
+                        budget -= n;
+                        continue;
+                    }'
+new[short-fill-drained]='                    RelayRead::Moved(n) => {
+                        budget -= n;
+                        if n < want && !read_closed {
+                            break;
+                        }
+                        continue;
+                    }'
 
 about[restored-notice]="the hub does not tell local users \`* cluster link restored\` (handle_link_up)"
 sim[restored-notice]=sim_cluster

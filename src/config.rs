@@ -34,6 +34,25 @@ pub const DEFAULT_SEND_TIMEOUT_SECS: f64 = 2.0;
 /// 64 KiB also holds any UDP datagram whole (at most 65,507 bytes over IPv4,
 /// 65,527 over IPv6), so a datagram is never truncated.
 pub const READ_BUF_SIZE: usize = 64 * 1024;
+/// Echo relays (pipes, two file descriptors each) open at once. An echo
+/// connection whose read fills the whole read buffer is streaming: it takes
+/// a relay, and its bytes then go socket to pipe to socket with `splice`,
+/// never copied into the process. It gives the relay back once its traffic
+/// turns small ([`RELAY_KEEP_MIN`]) or it closes, so a few relays serve many
+/// streams in turn; past this many at once, the others copy through the read
+/// buffer as before.
+pub const MAX_RELAYS: usize = 64;
+/// Empty relays kept open for the next stream, so that taking one costs no
+/// system call; beyond these, a relay given back is closed, so that the
+/// descriptors and kernel memory held follow the streams open now.
+pub const IDLE_RELAYS_KEPT: usize = 8;
+/// A stream keeps its relay after a turn of reading that moved at least
+/// this much; a turn that moved less gives the relay back (see
+/// `reactor::relay`).
+pub const RELAY_KEEP_MIN: usize = 16 * 1024;
+/// The most one fill of a relay asks for: a pipe's default capacity (16
+/// pages), the same as the read buffer.
+pub const RELAY_FILL: usize = READ_BUF_SIZE;
 /// The largest UDP payload the echo service promises to return whole (IPv4).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 

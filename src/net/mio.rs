@@ -2,7 +2,9 @@
 //! calls and the real clock. Each method is the one mio call it names, so a
 //! reader following the reactor's `self.net.read(..)` lands here on
 //! `TcpStream::read` (`read(2)`), `self.net.poll(..)` on `Poll::poll`
-//! (`epoll_wait(2)`), and `write_vectored` on `writev(2)`.
+//! (`epoll_wait(2)`), and `write_vectored` on `writev(2)`. Echo's relay is a
+//! pipe, filled from and emptied into the socket with `splice(2)` (through
+//! nix, whose wrappers are safe).
 //!
 //! Signals come in through signal-hook-mio: a handler that only records the
 //! signal and wakes the poll, so SIGINT and SIGTERM are readable events like
@@ -10,17 +12,20 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::warn;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
+use nix::fcntl::{splice, OFlag, SpliceFFlags};
+use nix::unistd::pipe2;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use super::toolkit::{connect_result, fd_limit, SERVER_FD_RESERVE};
-use super::{EventList, Net, Readiness, SIGNAL_TOKEN};
+use super::{EventList, FdBudget, Net, Readiness, SIGNAL_TOKEN};
 use crate::config;
 
 /// The real network: one `mio::Poll` (an epoll instance) and, once
@@ -39,6 +44,20 @@ impl MioNet {
         })
     }
 }
+
+/// Echo's relay: a non-blocking pipe. Bytes spliced into it from a socket
+/// are references to the kernel's pages, not copies, and splicing them out
+/// to a socket hands the same pages on; closing is dropping both ends.
+#[derive(Debug)]
+pub struct PipeRelay {
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+}
+
+/// `splice` without blocking on the pipe (`SPLICE_F_NONBLOCK`; the socket is
+/// non-blocking already), moving pages rather than copying where it can.
+const SPLICE_FLAGS: SpliceFFlags =
+    SpliceFFlags::SPLICE_F_MOVE.union(SpliceFFlags::SPLICE_F_NONBLOCK);
 
 /// mio's readiness flags in the reactor's terms (the load generator reads
 /// its events through this too). `is_error` counts as closed: a failed
@@ -64,6 +83,7 @@ impl Net for MioNet {
     type Listener = TcpListener;
     type Stream = TcpStream;
     type Udp = UdpSocket;
+    type Relay = PipeRelay;
     type Events = Events;
 
     fn now(&self) -> Instant {
@@ -93,19 +113,29 @@ impl Net for MioNet {
         }
     }
 
-    fn clamp_max_conns(&mut self, max_conns: usize, endpoints: usize) -> usize {
+    fn fd_budget(&mut self, max_conns: usize, endpoints: usize) -> FdBudget {
         let reserve = endpoints + SERVER_FD_RESERVE;
         let Ok(limit) = fd_limit() else {
-            return max_conns;
+            // Without the limit, spend no descriptor on relays: echo copies.
+            return FdBudget {
+                max_conns,
+                relays: 0,
+            };
         };
         let usable = (limit as usize).saturating_sub(reserve).max(1);
         if usable < max_conns {
             warn!(
                 "--max-conns {max_conns} is above what the fd limit {limit} allows; using {usable}"
             );
-            usable
-        } else {
-            max_conns
+            return FdBudget {
+                max_conns: usable,
+                relays: 0,
+            };
+        }
+        // A relay is two descriptors; relays live on what connections leave.
+        FdBudget {
+            max_conns,
+            relays: ((usable - max_conns) / 2).min(config::MAX_RELAYS),
         }
     }
 
@@ -187,6 +217,50 @@ impl Net for MioNet {
 
     fn shutdown_write(&mut self, stream: &TcpStream) -> io::Result<()> {
         stream.shutdown(std::net::Shutdown::Write)
+    }
+
+    fn open_relay(&mut self) -> io::Result<PipeRelay> {
+        let (read_end, write_end) = pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        Ok(PipeRelay {
+            read_end,
+            write_end,
+        })
+    }
+
+    fn relay_in(
+        &mut self,
+        stream: &TcpStream,
+        relay: &mut PipeRelay,
+        max: usize,
+    ) -> io::Result<usize> {
+        Ok(splice(
+            stream,
+            None,
+            &relay.write_end,
+            None,
+            max,
+            SPLICE_FLAGS,
+        )?)
+    }
+
+    fn relay_out(
+        &mut self,
+        relay: &mut PipeRelay,
+        stream: &TcpStream,
+        max: usize,
+    ) -> io::Result<usize> {
+        Ok(splice(
+            &relay.read_end,
+            None,
+            stream,
+            None,
+            max,
+            SPLICE_FLAGS,
+        )?)
+    }
+
+    fn relay_take(&mut self, relay: &mut PipeRelay, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(nix::unistd::read(&relay.read_end, buf)?)
     }
 
     fn connect(&mut self, addr: SocketAddr) -> io::Result<TcpStream> {

@@ -3,8 +3,8 @@
 //!
 //! [`Net`] is every call the reactor makes to the OS: wait for readiness
 //! (`epoll_wait`), register interest (`epoll_ctl`), accept, read, `writev`,
-//! shutdown, `recvfrom`, `sendto`, close (dropping a socket), the clock and
-//! the signals. It has two implementations: [`mio::MioNet`], the real thing,
+//! shutdown, `recvfrom`, `sendto`, `splice` through a pipe (echo's relay),
+//! close (dropping a socket), the clock and the signals. It has two implementations: [`mio::MioNet`], the real thing,
 //! which the server runs on, and [`sim::SimNet`], an in-memory network with
 //! a virtual clock and a seeded fault injector, on which the tests run the
 //! very same reactor code thousands of times (see docs/simulation.md).
@@ -117,6 +117,18 @@ impl Readiness {
     };
 }
 
+/// What the file descriptor limit leaves room for, beside the listening
+/// sockets and [`toolkit::SERVER_FD_RESERVE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdBudget {
+    /// Connections open at once: `--max-conns`, or less if the limit is short.
+    pub max_conns: usize,
+    /// Echo relays open at once (two descriptors each): up to
+    /// [`crate::config::MAX_RELAYS`] out of what `max_conns` leaves; 0 when the
+    /// limit is short, and echo then always copies.
+    pub relays: usize,
+}
+
 /// The events one `poll` returned, as (token, readiness) pairs.
 pub trait EventList {
     /// Room for `capacity` events per poll, allocated once.
@@ -139,6 +151,10 @@ pub trait Net {
     type Stream;
     /// A UDP socket.
     type Udp;
+    /// A kernel buffer that echo's bulk streams pass through from the
+    /// socket back to the same socket without being copied into the process
+    /// (a pipe, filled and emptied with `splice`).
+    type Relay;
     /// Where `poll` puts its events (allocated once, reused every turn).
     type Events: EventList;
 
@@ -158,10 +174,10 @@ pub trait Net {
     fn take_signals(&mut self, out: &mut Vec<i32>);
     /// Keep `max_conns` below the file descriptor limit in force
     /// (`getrlimit`), so the clean "server full" path is hit before `accept`
-    /// fails with EMFILE. Only reads the limit: raising it is process-wide
-    /// set-up, done once before any loop
-    /// ([`toolkit::prepare_process_for_serving`]).
-    fn clamp_max_conns(&mut self, max_conns: usize, endpoints: usize) -> usize;
+    /// fails with EMFILE, and give echo's relays what room is left. Only
+    /// reads the limit: raising it is process-wide set-up, done once before
+    /// any loop ([`toolkit::prepare_process_for_serving`]).
+    fn fd_budget(&mut self, max_conns: usize, endpoints: usize) -> FdBudget;
 
     /// A non-blocking listener on `addr`, registered READABLE under `token`
     /// (`socket`, `bind`, `listen`, `epoll_ctl(ADD)`).
@@ -210,6 +226,31 @@ pub trait Net {
     fn recv_from(&mut self, socket: &Self::Udp, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
     /// Send one datagram (`sendto`).
     fn send_to(&mut self, socket: &Self::Udp, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
+
+    /// A new, empty relay (`pipe2(O_NONBLOCK)`).
+    fn open_relay(&mut self) -> io::Result<Self::Relay>;
+    /// Move up to `max` bytes that arrived on `stream` into `relay`, in the
+    /// kernel (`splice` socket to pipe); 0 is end of input. `WouldBlock`
+    /// says the socket has nothing *or* the pipe has no room, so the reactor
+    /// fills only an empty relay; and a short fill does not mean the socket
+    /// is drained (a pipe holds a fixed number of pages, however full each).
+    fn relay_in(
+        &mut self,
+        stream: &Self::Stream,
+        relay: &mut Self::Relay,
+        max: usize,
+    ) -> io::Result<usize>;
+    /// Move up to `max` bytes from `relay` out to `stream` (`splice` pipe to
+    /// socket); may take fewer.
+    fn relay_out(
+        &mut self,
+        relay: &mut Self::Relay,
+        stream: &Self::Stream,
+        max: usize,
+    ) -> io::Result<usize>;
+    /// Read bytes out of `relay` into `buf` (`read` from the pipe): the way
+    /// back to copying, for a stream whose client stopped keeping up.
+    fn relay_take(&mut self, relay: &mut Self::Relay, buf: &mut [u8]) -> io::Result<usize>;
 
     /// Start a non-blocking connect to `addr` (`socket`, `connect`, which
     /// answers `EINPROGRESS`): the stream turns writable when the connect

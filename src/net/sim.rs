@@ -28,9 +28,10 @@
 //!   Linux does: the peer loses what it had not read yet.
 //!
 //! On top, injected faults: spurious events, EINTR from any call, EMFILE on
-//! accept (the connection stays in the backlog), short writes (the buffer
-//! momentarily full, with the WRITABLE edge that follows), events split over
-//! several polls. Short reads come from the clients' segmentation and from
+//! accept (the connection stays in the backlog) and on opening a relay,
+//! short writes (the buffer momentarily full, with the WRITABLE edge that
+//! follows), short relay fills (a pipe out of pages while the socket still
+//! has bytes, with no event to say so), events split over several polls. Short reads come from the clients' segmentation and from
 //! receive windows as small as one byte.
 //!
 //! The server may also connect out, to a simulated peer (the cluster's
@@ -49,7 +50,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::{Interest, Token};
 
-use super::{EventList, Net, Readiness, SIGNAL_TOKEN};
+use super::{EventList, FdBudget, Net, Readiness, SIGNAL_TOKEN};
 
 /// The one source of every choice the simulation makes. From a seed it is a
 /// SplitMix64 generator; from fuzzer bytes it replays those bytes as its
@@ -302,6 +303,27 @@ pub struct SimStream(CloseOnDrop);
 #[derive(Debug)]
 pub struct SimUdp(CloseOnDrop);
 
+/// A simulated relay (a pipe): bytes in the kernel on their way back out.
+#[derive(Debug)]
+pub struct SimRelay {
+    bytes: Pipe,
+    /// The network's count of relays open, given back on drop (close).
+    open: Rc<Cell<usize>>,
+}
+
+impl Drop for SimRelay {
+    fn drop(&mut self) {
+        self.open.set(self.open.get() - 1);
+    }
+}
+
+/// What a simulated relay holds at most, as a pipe's default 16 pages.
+const RELAY_CAPACITY: usize = 64 * 1024;
+
+/// Relays the simulated fd limit leaves room for: few, so that streams
+/// outnumber them and wait their turn or copy.
+const SIM_RELAYS: usize = 2;
+
 /// What one simulated poll returned.
 #[derive(Debug, Default)]
 pub struct SimEvents {
@@ -337,6 +359,15 @@ pub struct SimCounters {
     pub emfile: u64,
     /// Injected short writes.
     pub short_writes: u64,
+    /// Relays opened.
+    pub relays_opened: u64,
+    /// Bytes moved through relays (socket to relay).
+    pub relayed: u64,
+    /// Injected short relay fills (the socket had more).
+    pub short_fills: u64,
+    /// Reads of a relay's bytes back into the process (a stream that fell
+    /// behind going back to copying).
+    pub relay_spills: u64,
     /// Times virtual time jumped to the poll's deadline.
     pub time_jumps: u64,
     /// Connections reset by the server closing with input unread.
@@ -380,6 +411,8 @@ pub struct SimNet {
     peers: Vec<SocketAddr>,
     /// Outbound connects waiting for their peer to accept or refuse them.
     connects: VecDeque<ConnId>,
+    /// Relays open now (created and not yet dropped).
+    relays_open: Rc<Cell<usize>>,
 }
 
 fn closed_error() -> io::Error {
@@ -424,6 +457,7 @@ impl SimNet {
             batch: Vec::new(),
             peers: Vec::new(),
             connects: VecDeque::new(),
+            relays_open: Rc::new(Cell::new(0)),
         }
     }
 
@@ -910,6 +944,11 @@ impl SimNet {
         (endpoints, streams)
     }
 
+    /// Relays (pipes) the server holds open now.
+    pub fn relays_open(&self) -> usize {
+        self.relays_open.get()
+    }
+
     /// The token a reactor handle is registered under, if any.
     pub fn stream_token(&self, stream: &SimStream) -> Option<Token> {
         self.socks[stream.0.id].reg.map(|(t, _)| t)
@@ -920,6 +959,7 @@ impl Net for SimNet {
     type Listener = SimListener;
     type Stream = SimStream;
     type Udp = SimUdp;
+    type Relay = SimRelay;
     type Events = SimEvents;
 
     fn now(&self) -> Instant {
@@ -1025,8 +1065,11 @@ impl Net for SimNet {
         out.append(&mut self.signals);
     }
 
-    fn clamp_max_conns(&mut self, max_conns: usize, _endpoints: usize) -> usize {
-        max_conns
+    fn fd_budget(&mut self, max_conns: usize, _endpoints: usize) -> FdBudget {
+        FdBudget {
+            max_conns,
+            relays: SIM_RELAYS,
+        }
     }
 
     fn listen_tcp(&mut self, addr: SocketAddr, token: Token) -> io::Result<SimListener> {
@@ -1249,6 +1292,73 @@ impl Net for SimNet {
             self.conns_nospace_edge(sock);
         }
         Ok(take)
+    }
+
+    fn open_relay(&mut self) -> io::Result<SimRelay> {
+        if self.rng.chance(self.faults.emfile) {
+            self.counters.emfile += 1;
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
+        }
+        self.counters.relays_opened += 1;
+        self.relays_open.set(self.relays_open.get() + 1);
+        Ok(SimRelay {
+            bytes: Pipe::default(),
+            open: Rc::clone(&self.relays_open),
+        })
+    }
+
+    fn relay_in(
+        &mut self,
+        stream: &SimStream,
+        relay: &mut SimRelay,
+        max: usize,
+    ) -> io::Result<usize> {
+        let room = RELAY_CAPACITY - relay.bytes.len();
+        if room == 0 {
+            // A full pipe answers as an empty socket does.
+            return Err(would_block());
+        }
+        let mut want = max.min(room);
+        // A pipe holds pages, not bytes: it may take less than there is,
+        // with no event to say the socket still has more. Injected even when
+        // stingy: it wakes nothing, it can only strand bytes.
+        if want > 1 && self.rng.chance(self.faults.short_write) {
+            want = self.rng.range(1, want - 1);
+            self.counters.short_fills += 1;
+        }
+        let mut staged = vec![0; want];
+        let n = self.read(stream, &mut staged)?;
+        relay.bytes.push(&staged[..n]);
+        self.counters.relayed += n as u64;
+        Ok(n)
+    }
+
+    fn relay_out(
+        &mut self,
+        relay: &mut SimRelay,
+        stream: &SimStream,
+        max: usize,
+    ) -> io::Result<usize> {
+        let n = max.min(relay.bytes.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        let head = relay.bytes.head;
+        let w = self.write_vectored(stream, &[IoSlice::new(&relay.bytes.buf[head..head + n])])?;
+        relay.bytes.advance(w);
+        Ok(w)
+    }
+
+    fn relay_take(&mut self, relay: &mut SimRelay, buf: &mut [u8]) -> io::Result<usize> {
+        if self.rng.chance(self.faults.eintr) {
+            self.counters.eintr += 1;
+            return Err(interrupted());
+        }
+        if relay.bytes.is_empty() {
+            return Err(would_block());
+        }
+        self.counters.relay_spills += 1;
+        Ok(relay.bytes.take(buf))
     }
 
     fn shutdown_write(&mut self, stream: &SimStream) -> io::Result<()> {

@@ -27,6 +27,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::{interrupted, read_once, ReadOutcome};
+use crate::config;
 
 /// How long the tools wait for TCP connections to be established: `chat`
 /// and `talk` for their one connection, `bench` for all of its connections
@@ -132,15 +133,15 @@ pub fn fd_limit() -> io::Result<u64> {
 }
 
 /// Process-wide set-up for `sockloop serve`, done once before any loop is
-/// bound: raise the fd limit for `max_conns` connections and `endpoints`
-/// sockets. Each loop then only clamps its own `--max-conns` below the limit
-/// in force ([`Net::clamp_max_conns`](super::Net::clamp_max_conns)), so that
+/// bound: raise the fd limit for `max_conns` connections, `endpoints`
+/// sockets and echo's relays ([`config::MAX_RELAYS`] pipes). Each loop then only clamps its own `--max-conns` below the limit
+/// in force ([`Net::fd_budget`](super::Net::fd_budget)), so that
 /// several loops in one process would share one limit instead of each
 /// raising it for itself (such a process gives each loop its share of the
 /// connections). Signals need no such step: each loop registers its own
 /// signal-hook pipe, and every registered pipe hears the signal.
 pub fn prepare_process_for_serving(max_conns: usize, endpoints: usize) {
-    let wanted = (max_conns + endpoints + SERVER_FD_RESERVE) as u64;
+    let wanted = (max_conns + endpoints + SERVER_FD_RESERVE + 2 * config::MAX_RELAYS) as u64;
     if let Err(e) = raise_fd_limit(wanted) {
         debug!("could not read the fd limit: {e}");
     }

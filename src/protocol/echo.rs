@@ -12,6 +12,18 @@
 //! `read_allowance` at a time), `handle_eof` when the client shut down its
 //! sending side; `output` and `consume_output` to write the backlog out;
 //! the session is finished when [`is_done`](EchoSession::is_done) says so.
+//!
+//! Bytes may also go back without passing through here: a streaming
+//! connection's reactor moves them socket to pipe to socket in the kernel
+//! (its *relay*). Their order and bound are still this session's business,
+//! so it counts them: [`relay_filled`](EchoSession::relay_filled) and
+//! [`relay_drained`](EchoSession::relay_drained) keep what waits in the
+//! relay under the same `out_limit`, and no byte goes into the relay while
+//! the backlog holds any, nor into the backlog while the relay does, so the
+//! two never reorder. A relay is filled only when empty: asked for more, a
+//! pipe with some room and a socket with nothing both say "would block", and
+//! a session that cannot tell them apart could wait for an event that never
+//! comes.
 
 use std::io::IoSlice;
 
@@ -21,6 +33,8 @@ use crate::buffer::{BufferPool, ByteQueue};
 #[derive(Debug)]
 pub struct EchoSession {
     backlog: ByteQueue,
+    /// Bytes in the kernel relay, read and not yet written back.
+    relayed: usize,
     input_closed: bool,
     out_limit: usize,
 }
@@ -30,14 +44,16 @@ impl EchoSession {
     pub fn new(out_limit: usize) -> EchoSession {
         EchoSession {
             backlog: ByteQueue::new(),
+            relayed: 0,
             input_closed: false,
             out_limit,
         }
     }
 
     /// How many bytes the reactor may read now; 0 means "pause reading".
+    /// Also 0 while bytes wait in the relay: it is filled only when empty.
     pub fn read_allowance(&self) -> usize {
-        if self.input_closed {
+        if self.input_closed || self.relayed > 0 {
             0
         } else {
             self.out_limit.saturating_sub(self.backlog.len())
@@ -59,6 +75,48 @@ impl EchoSession {
         self.backlog.push(data, pool);
     }
 
+    /// Whether the next bytes may go through the kernel relay: nothing waits
+    /// in the backlog, which they would otherwise overtake.
+    pub fn may_relay(&self) -> bool {
+        self.backlog.is_empty()
+    }
+
+    /// `n` bytes went from the socket into the (empty) relay, never more
+    /// than `read_allowance`.
+    pub fn relay_filled(&mut self, n: usize) {
+        debug_assert!(
+            self.may_relay() && self.relayed == 0,
+            "relay filled out of turn"
+        );
+        debug_assert!(n <= self.read_allowance(), "relayed past the echo bound");
+        self.relayed += n;
+    }
+
+    /// `n` bytes went from the relay back to the socket.
+    pub fn relay_drained(&mut self, n: usize) {
+        debug_assert!(n <= self.relayed, "drained more than the relay held");
+        self.relayed -= n;
+    }
+
+    /// The relay's oldest bytes, read back out of it into the backlog (the
+    /// client stopped keeping up and the stream goes back to copying, where
+    /// the whole `out_limit` can wait). Nothing is read while the relay holds
+    /// bytes, so these are next in line and the order holds; the total
+    /// pending is unchanged.
+    pub fn relay_spilled(&mut self, data: &[u8], pool: &mut BufferPool) {
+        debug_assert!(
+            data.len() <= self.relayed,
+            "spilled more than the relay held"
+        );
+        self.relayed -= data.len();
+        self.backlog.push(data, pool);
+    }
+
+    /// Bytes waiting in the relay.
+    pub fn relayed(&self) -> usize {
+        self.relayed
+    }
+
     /// The client will send nothing more: echo what is pending, then finish.
     pub fn handle_eof(&mut self) {
         self.input_closed = true;
@@ -69,12 +127,13 @@ impl EchoSession {
         self.input_closed
     }
 
-    /// Bytes waiting to be sent back.
+    /// Bytes waiting to be sent back, in the backlog or the relay.
     pub fn pending(&self) -> usize {
-        self.backlog.len()
+        self.backlog.len() + self.relayed
     }
 
-    /// The pending bytes as I/O slices for one vectored write.
+    /// The backlog's bytes as I/O slices for one vectored write (what waits
+    /// in the relay leaves through it).
     pub fn output<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         self.backlog.io_slices(out)
     }
@@ -86,7 +145,7 @@ impl EchoSession {
 
     /// Input ended and everything was echoed: the connection can close.
     pub fn is_done(&self) -> bool {
-        self.input_closed && self.backlog.is_empty()
+        self.input_closed && self.pending() == 0
     }
 
     /// Whether the session holds a buffer (only while output is pending).
@@ -94,9 +153,11 @@ impl EchoSession {
         self.backlog.holds_buffer()
     }
 
-    /// Give the backlog's buffer back (the connection is closing).
+    /// Give the backlog's buffer back and forget the relay's bytes (the
+    /// connection is closing; its relay is closed with what it holds).
     pub fn release(&mut self, pool: &mut BufferPool) {
         self.backlog.clear(pool);
+        self.relayed = 0;
     }
 }
 
@@ -167,6 +228,77 @@ mod tests {
             let (out, max_backlog) = run(&input, &reads, &writes, limit);
             prop_assert_eq!(out, input);
             prop_assert!(max_backlog <= limit);
+        }
+
+        /// The same with a relay, as the reactor drives one: bytes go through
+        /// it or through the backlog in any mix, drain in pieces, and spill
+        /// back into the backlog at any moment; still exactly the input
+        /// comes back, the bound holds, and the relay and the backlog never
+        /// both hold bytes.
+        #[test]
+        fn a_relay_keeps_order_and_bound(
+            input in proptest::collection::vec(any::<u8>(), 0..4000),
+            steps in proptest::collection::vec((0u8..4, 1usize..700), 1..40),
+            limit in 1usize..2000,
+        ) {
+            let mut pool = BufferPool::new();
+            let mut s = EchoSession::new(limit);
+            // What the kernel's pipe holds, oldest first.
+            let mut pipe: std::collections::VecDeque<u8> = Default::default();
+            let (mut out, mut pos, mut turn) = (Vec::new(), 0, 0);
+            while !s.is_done() {
+                let (op, size) = steps[turn % steps.len()];
+                turn += 1;
+                prop_assert!(turn < 100_000, "no progress");
+                let take = size.min(s.read_allowance()).min(input.len() - pos);
+                match op {
+                    // Fill the relay (only an empty one, behind an empty backlog).
+                    0 if take > 0 && s.may_relay() => {
+                        s.relay_filled(take);
+                        pipe.extend(&input[pos..pos + take]);
+                        pos += take;
+                    }
+                    // Read into the backlog (the allowance is 0 while the relay holds bytes).
+                    1 if take > 0 => {
+                        s.handle_input(&input[pos..pos + take], &mut pool);
+                        pos += take;
+                    }
+                    // The client stopped keeping up: spill the whole relay, in pieces.
+                    2 if s.relayed() > 0 => {
+                        while s.relayed() > 0 {
+                            let n = size.min(s.relayed());
+                            let piece: Vec<u8> = pipe.drain(..n).collect();
+                            s.relay_spilled(&piece, &mut pool);
+                        }
+                    }
+                    // Write: from the relay if it holds bytes, else the backlog.
+                    _ if s.relayed() > 0 => {
+                        let n = size.min(s.relayed());
+                        out.extend(pipe.drain(..n));
+                        s.relay_drained(n);
+                    }
+                    _ => {
+                        let mut iov = [IoSlice::new(&[])];
+                        if s.output(&mut iov) > 0 {
+                            let n = size.min(iov[0].len());
+                            out.extend_from_slice(&iov[0][..n]);
+                            s.consume_output(n, &mut pool);
+                        } else if take > 0 {
+                            s.handle_input(&input[pos..pos + take], &mut pool);
+                            pos += take;
+                        } else if pos == input.len() && !s.input_closed() {
+                            s.handle_eof();
+                        }
+                    }
+                }
+                prop_assert_eq!(s.relayed(), pipe.len());
+                prop_assert!(s.pending() <= limit, "pending {} over {}", s.pending(), limit);
+                prop_assert!(
+                    s.relayed() == 0 || s.may_relay(),
+                    "the relay and the backlog both hold bytes"
+                );
+            }
+            prop_assert_eq!(out, input);
         }
     }
 }

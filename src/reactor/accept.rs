@@ -133,6 +133,7 @@ impl<N: Net> Server<N> {
                 total_share: None,
                 bytes_in: 0,
                 bytes_out: 0,
+                relay: None,
                 lingering: false,
             }),
         });

@@ -20,6 +20,10 @@ pub struct ConnAudit {
     pub closing: bool,
     /// Whether its input is paused.
     pub wants_read: bool,
+    /// It holds a relay.
+    pub has_relay: bool,
+    /// Of `pending`, the bytes in its relay.
+    pub relayed: usize,
 }
 
 /// The loop's sizes after a turn.
@@ -42,6 +46,12 @@ pub struct Audit {
     pub pending_total: usize,
     /// Still-ready entries waiting for the next turn.
     pub still_ready: usize,
+    /// Relays the pool counts open (lent out or idle).
+    pub relays_open: usize,
+    /// Relays open and idle in the pool.
+    pub relays_idle: usize,
+    /// The most relays that may be open at once.
+    pub relays_limit: usize,
 }
 
 impl<N: Net> Server<N> {
@@ -86,6 +96,9 @@ impl<N: Net> Server<N> {
             deadline_overdue: self.timers.next().is_some_and(|t| t < self.net.now()),
             pending_total: self.pending_total,
             still_ready: self.still_ready.len(),
+            relays_open: self.relays.open(),
+            relays_idle: self.relays.idle(),
+            relays_limit: self.relays.limit(),
         };
         for (key, entry) in &self.sources {
             if let Source::Conn(conn) = &entry.source {
@@ -94,6 +107,8 @@ impl<N: Net> Server<N> {
                     pending: conn.pending_cost(),
                     closing: conn.closing.is_some(),
                     wants_read: conn.wants_read(),
+                    has_relay: conn.relay.is_some(),
+                    relayed: conn.relayed(),
                 });
             }
         }

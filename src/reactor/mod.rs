@@ -56,6 +56,7 @@ mod accept;
 pub mod audit;
 mod outbox;
 mod redis;
+mod relay;
 mod source;
 pub mod stats;
 mod tcp;
@@ -76,11 +77,12 @@ use slab::Slab;
 use crate::buffer::BufferPool;
 use crate::config::{self, ServeConfig, Service, TcpService};
 use crate::net::mio::MioNet;
-use crate::net::{interrupted, EventList, Net, Readiness, SIGNAL_TOKEN};
+use crate::net::{interrupted, EventList, FdBudget, Net, Readiness, SIGNAL_TOKEN};
 use crate::protocol::chat::delivery::Delivery;
 use crate::protocol::chat::{ChatLimits, Hub};
 use crate::protocol::udp_echo::{UdpEcho, UdpLimits};
 pub use redis::ClusterState;
+use relay::RelayPool;
 use source::{CloseReason, Entry, Listener, Proto};
 pub use source::{Source, UdpEndpoint};
 use stats::Stats;
@@ -112,6 +114,8 @@ pub struct Server<N: Net = MioNet> {
     pool: BufferPool,
     /// The one read buffer every connection and UDP socket reads into.
     read_buf: Vec<u8>,
+    /// The pipes echo streams borrow to pass their bytes through the kernel.
+    relays: RelayPool<N::Relay>,
     next_serial: u64,
     /// Sources that ran out of budget with work left: (key, serial).
     still_ready: Vec<(usize, u64)>,
@@ -198,7 +202,7 @@ impl<N: Net> Server<N> {
             next_serial += 1;
         }
         net.register_signals()?;
-        let max_conns = net.clamp_max_conns(config.max_conns, endpoints.len());
+        let FdBudget { max_conns, relays } = net.fd_budget(config.max_conns, endpoints.len());
         let trace = match &config.trace_events {
             Some(path) => Some(EventTrace::create(path)?),
             None => None,
@@ -233,6 +237,7 @@ impl<N: Net> Server<N> {
             hub,
             pool: BufferPool::new(),
             read_buf: vec![0; config::READ_BUF_SIZE],
+            relays: RelayPool::new(relays),
             next_serial,
             still_ready: Vec::new(),
             retry_scratch: Vec::new(),
@@ -349,6 +354,7 @@ impl<N: Net> Server<N> {
             self.stats.bus = self.bus_stats();
         }
         self.step("sweep", self.closing.len(), Server::sweep);
+        self.stats.relays_open = self.relays.open() as u64;
         Ok(())
     }
 

@@ -182,6 +182,9 @@ pub struct Conn<N: Net = MioNet> {
     pub bytes_in: u64,
     /// Bytes written to it.
     pub bytes_out: u64,
+    /// Echo only, while it streams: the relay its bytes pass through in the
+    /// kernel (see `reactor::relay`); `None` when it copies.
+    pub relay: Option<N::Relay>,
     /// Shutdown only: all output is out and our FIN is sent; the connection
     /// stays open, reading and discarding, until the client closes or the
     /// grace ends. Closing at once while the client's bytes sit unread in our
@@ -209,6 +212,14 @@ impl<N: Net> Conn<N> {
             Proto::Echo(e) => e.pending(),
             Proto::Chat(c) => c.out.len(),
             Proto::Daytime(d) => d.pending(),
+        }
+    }
+
+    /// Of the pending output, the bytes waiting in an echo relay.
+    pub fn relayed(&self) -> usize {
+        match &self.proto {
+            Proto::Echo(e) => e.relayed(),
+            Proto::Chat(_) | Proto::Daytime(_) => 0,
         }
     }
 

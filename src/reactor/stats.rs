@@ -17,6 +17,11 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes written to TCP connections.
     pub bytes_out: u64,
+    /// Of `bytes_out`, the echo bytes that went back through a relay (socket
+    /// to pipe to socket in the kernel), never copied into the process.
+    pub bytes_spliced: u64,
+    /// Echo relays (pipes) open now, lent to streams or idle.
+    pub relays_open: u64,
     /// Chat lines queued to clients (one per recipient).
     pub lines_relayed: u64,
     /// Chat clients disconnected because their output passed `--out-limit`.
@@ -66,7 +71,8 @@ impl fmt::Display for Stats {
         write!(
             f,
             "conns_open={} conns_accepted={} conns_rejected={} bytes_in={} bytes_out={} \
-             lines_relayed={} slow_disconnects={} idle_closes={} accept_backoffs={} interest_changes={} \
+             bytes_spliced={} relays_open={} lines_relayed={} slow_disconnects={} idle_closes={} \
+             accept_backoffs={} interest_changes={} \
              datagrams_in={} datagrams_out={} datagrams_guarded={} datagrams_dropped={} \
              pending_bytes={} pending_peak={} timers={}",
             self.conns_open,
@@ -74,6 +80,8 @@ impl fmt::Display for Stats {
             self.conns_rejected,
             self.bytes_in,
             self.bytes_out,
+            self.bytes_spliced,
+            self.relays_open,
             self.lines_relayed,
             self.slow_disconnects,
             self.idle_closes,

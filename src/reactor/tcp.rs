@@ -18,6 +18,7 @@ use crate::net::toolkit::{drain, Drained};
 use crate::net::{read_once, write_once, Net, ReadOutcome, WriteOutcome};
 use crate::protocol::chat::LeaveReason;
 
+use super::relay::{drain_relay, RelayRead};
 use super::source::{client_id, CloseReason, Conn, Entry, Proto, Source};
 use super::{Server, ServerPhase};
 
@@ -76,9 +77,21 @@ impl<N: Net> Server<N> {
                         self.paused_for_total.push((key, serial));
                     }
                 } else {
-                    trace!("token={key}: input paused (backlog at out-limit or finishing)");
+                    trace!(
+                        "token={key}: input paused (backlog at out-limit, relay busy or finishing)"
+                    );
                 }
                 break;
+            }
+            if conn.relay.is_some() {
+                match self.read_through_relay(key, want) {
+                    RelayRead::Moved(n) => {
+                        budget -= n;
+                        continue;
+                    }
+                    RelayRead::Stopped => break,
+                    RelayRead::Closed => return,
+                }
             }
             match read_once(&mut self.net.io(&conn.stream), &mut self.read_buf[..want]) {
                 Ok(ReadOutcome::Data(n)) => {
@@ -123,6 +136,11 @@ impl<N: Net> Server<N> {
                                 e.handle_input(rest, &mut self.pool);
                                 self.pending_total += rest.len();
                                 self.queue_flush(key);
+                            } else if n == self.read_buf.len() && e.may_relay() {
+                                // A read that filled the whole buffer, all
+                                // sent: the client streams, and its next
+                                // bytes take the kernel's path.
+                                conn.relay = self.relays.take(&mut self.net);
                             }
                         }
                         Proto::Chat(_) => {
@@ -177,6 +195,7 @@ impl<N: Net> Server<N> {
                 }
             }
         }
+        self.keep_or_return_relay(key, config::READ_BUDGET_PER_TURN - budget);
         // A connection with output queued gets its interest set after the
         // flush at the end of the turn, when we know whether bytes remain:
         // setting it now would arm WRITABLE only to disarm it a moment later,
@@ -223,8 +242,10 @@ impl<N: Net> Server<N> {
                 .filter(|&pending| pending > 0)
                 .map(|pending| (Instant::now(), pending));
             let cost_before = conn.pending_cost();
+            let relayed_before = conn.relayed();
             let result = write_out(&mut self.net, conn, &mut self.pool);
             self.pending_total -= cost_before - conn.pending_cost();
+            self.stats.bytes_spliced += (relayed_before - conn.relayed()) as u64;
             match result {
                 Ok((written, stop)) => {
                     self.stats.bytes_out += written as u64;
@@ -235,6 +256,9 @@ impl<N: Net> Server<N> {
                         // Budget spent, not the socket: write again next turn.
                         trace!("token={key}: write budget spent, output left");
                         self.still_ready.push((key, serial));
+                    }
+                    if stop == WriteStop::SocketFull && !self.spill_relay(key) {
+                        continue;
                     }
                 }
                 Err(e) => {
@@ -376,6 +400,12 @@ impl<N: Net> Server<N> {
             t.instant("closing", key, &reason);
         }
         let is_chat = matches!(conn.proto, Proto::Chat(_));
+        if let Some(relay) = conn.relay.take() {
+            // Closed with what it holds, if anything: bytes of this
+            // connection must never reach the next stream that borrows it.
+            let empty = conn.relayed() == 0;
+            self.relays.give_back(relay, empty);
+        }
         if reason != CloseReason::Done {
             // Nobody will read what is still queued.
             self.pending_total -= conn.pending_cost();
@@ -591,6 +621,16 @@ pub(super) fn write_out<N: Net>(
     conn: &mut Conn<N>,
     pool: &mut BufferPool,
 ) -> io::Result<(usize, WriteStop)> {
+    // A streaming echo's bytes wait in its relay, and only there (the
+    // session never queues in both at once).
+    if let (Proto::Echo(session), Some(relay)) = (&mut conn.proto, conn.relay.as_mut()) {
+        if session.relayed() > 0 {
+            let budget = config::WRITE_BUDGET_PER_TURN;
+            let (written, stop) = drain_relay(net, &conn.stream, relay, session, budget)?;
+            conn.bytes_out += written as u64;
+            return Ok((written, stop));
+        }
+    }
     let mut written = 0;
     loop {
         let mut iov = [IoSlice::new(&[]); config::MAX_IOVECS];

@@ -1,6 +1,8 @@
 //! TCP echo clients for the simulation. Each sends its own deterministic
 //! byte stream ([`super::stream_byte`]) in chunks of random size, reads at
-//! its own pace, shuts down its sending side when done and reads until the
+//! its own pace, shuts down its sending side when done (every other client
+//! only once all its bytes came back, as a request-response client does, so
+//! that no FIN of its own can wake a stalled stream) and reads until the
 //! server closes. Every byte that comes back must be the next byte it sent
 //! (so no byte is lost, reordered, invented or another client's); a client
 //! that keeps reading must get what it is owed within
@@ -32,6 +34,8 @@ struct EchoClient {
     sent: usize,
     recv: usize,
     shut: bool,
+    /// Sends its FIN only once everything came back.
+    holds_fin: bool,
     end: Option<End>,
     paused_until: u64,
     starve: u64,
@@ -66,6 +70,7 @@ impl EchoClients {
                 sent: 0,
                 recv: 0,
                 shut: false,
+                holds_fin: who % 2 == 1,
                 end: None,
                 paused_until: 0,
                 starve: 0,
@@ -197,7 +202,11 @@ impl EchoClient {
                     Err(_) => return self.cut(ctx, "send failed"),
                 }
             }
-            if self.sent == self.total && self.pace != Pace::Hostile {
+            let owed = self.sent - self.recv;
+            if self.sent == self.total
+                && self.pace != Pace::Hostile
+                && (!self.holds_fin || owed == 0)
+            {
                 ctx.net.client_shutdown(conn);
                 self.last_input = ctx.now;
                 self.shut = true;

@@ -467,6 +467,37 @@ pub(crate) fn audit(server: &mut Server<SimNet>, config: &ServeConfig, links: us
             config.out_limit
         );
     }
+    let lent = audit.conns.iter().filter(|c| c.has_relay).count();
+    assert_eq!(
+        audit.relays_open,
+        lent + audit.relays_idle,
+        "the pool counts {} relays open, {lent} are lent and {} idle",
+        audit.relays_open,
+        audit.relays_idle
+    );
+    assert!(
+        audit.relays_open <= audit.relays_limit,
+        "relays over their limit"
+    );
+    assert!(
+        audit.relays_idle <= crate::config::IDLE_RELAYS_KEPT,
+        "too many idle relays kept"
+    );
+    assert_eq!(
+        server.net().relays_open(),
+        audit.relays_open,
+        "the kernel holds {} relays open, the pool counts {}",
+        server.net().relays_open(),
+        audit.relays_open
+    );
+    for c in &audit.conns {
+        assert!(
+            c.relayed == 0 || c.has_relay,
+            "connection {} owes {} relayed bytes but holds no relay",
+            c.key,
+            c.relayed
+        );
+    }
     let mut mismatched = String::new();
     let streams: Vec<(usize, Option<mio::Token>)> = server
         .conn_streams()
