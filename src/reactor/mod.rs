@@ -355,6 +355,7 @@ impl<N: Net> Server<N> {
         }
         self.step("sweep", self.closing.len(), Server::sweep);
         self.stats.relays_open = self.relays.open() as u64;
+        self.stats.relays_peak = self.stats.relays_peak.max(self.stats.relays_open);
         Ok(())
     }
 

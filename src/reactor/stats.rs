@@ -22,6 +22,9 @@ pub struct Stats {
     pub bytes_spliced: u64,
     /// Echo relays (pipes) open now, lent to streams or idle.
     pub relays_open: u64,
+    /// The most relays open at the end of a turn (at most
+    /// `config::MAX_RELAYS`: past it, streams copy).
+    pub relays_peak: u64,
     /// Chat lines queued to clients (one per recipient).
     pub lines_relayed: u64,
     /// Chat clients disconnected because their output passed `--out-limit`.
@@ -71,7 +74,7 @@ impl fmt::Display for Stats {
         write!(
             f,
             "conns_open={} conns_accepted={} conns_rejected={} bytes_in={} bytes_out={} \
-             bytes_spliced={} relays_open={} lines_relayed={} slow_disconnects={} idle_closes={} \
+             bytes_spliced={} relays_open={} relays_peak={} lines_relayed={} slow_disconnects={} idle_closes={} \
              accept_backoffs={} interest_changes={} \
              datagrams_in={} datagrams_out={} datagrams_guarded={} datagrams_dropped={} \
              pending_bytes={} pending_peak={} timers={}",
@@ -82,6 +85,7 @@ impl fmt::Display for Stats {
             self.bytes_out,
             self.bytes_spliced,
             self.relays_open,
+            self.relays_peak,
             self.lines_relayed,
             self.slow_disconnects,
             self.idle_closes,

@@ -12,33 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, read_n, read_to_end, ChatClient, Server, WAIT};
-
-/// Parse `name=value` out of a `stats:` log line.
-fn stat(line: &str, name: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-        .parse()
-        .unwrap()
-}
-
-/// Wait for a `stats:` line (from `--stats-interval`) that satisfies `ok`;
-/// panics if none does within `WAIT` (stats lines keep coming, so each wait
-/// for the next one succeeds: the deadline must cover the whole search).
-fn wait_for_stats(server: &mut Server, mut ok: impl FnMut(&str) -> bool) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let line = server.stderr.wait_for("stats:");
-        if ok(&line) {
-            return line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no stats line satisfied the condition within {WAIT:?}; last: {line}"
-        );
-    }
-}
+use common::{connect, read_n, read_to_end, stat, wait_for_stats, ChatClient, Server, WAIT};
 
 /// Write `data` without reading until the socket would block (the server
 /// stopped reading us, so everything between is full); returns bytes sent.

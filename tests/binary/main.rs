@@ -24,6 +24,7 @@ mod cluster_chat;
 mod daytime;
 mod examples;
 mod faults;
+mod relay;
 mod server;
 mod talk;
 mod terminal;

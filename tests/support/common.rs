@@ -235,6 +235,32 @@ pub fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
+/// Parse `name=value` out of a `stats:` log line.
+pub fn stat(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Wait for a `stats:` line (from `--stats-interval`) that satisfies `ok`;
+/// panics if none does within `WAIT` (stats lines keep coming, so each wait
+/// for the next one succeeds: the deadline must cover the whole search).
+pub fn wait_for_stats(server: &mut Server, mut ok: impl FnMut(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = server.stderr.wait_for("stats:");
+        if ok(&line) {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stats line satisfied the condition within {WAIT:?}; last: {line}"
+        );
+    }
+}
+
 /// Connect with read/write timeouts set, so a test can never block forever.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s =
