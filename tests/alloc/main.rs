@@ -30,6 +30,10 @@ fn main() {
             echo_alloc::steady_state_echo_allocates_nothing_per_message,
         ),
         (
+            "echo_alloc::streamed_echo_allocates_nothing_per_message",
+            echo_alloc::streamed_echo_allocates_nothing_per_message,
+        ),
+        (
             "chat_alloc::a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000",
             chat_alloc::a_relayed_line_allocates_the_same_for_a_room_of_1_or_1000,
         ),
