@@ -126,6 +126,9 @@ fn echo_op() -> impl Strategy<Value = EchoOp> {
         3 => (0u16..800).prop_map(EchoOp::Read),
         3 => prop_oneof![Just(0u16), 0u16..800].prop_map(EchoOp::Write),
         1 => Just(EchoOp::Shutdown),
+        2 => (0u16..800).prop_map(EchoOp::RelayFill),
+        2 => prop_oneof![Just(0u16), 0u16..800].prop_map(EchoOp::RelayDrain),
+        1 => (0u16..300).prop_map(EchoOp::Spill),
     ]
 }
 
