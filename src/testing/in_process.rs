@@ -13,11 +13,12 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use mio::Events;
-
 use crate::config::{ListenerSpec, ServeConfig, Service};
+use crate::net::mio::MioNet;
+use crate::net::{EventList, Net};
 use crate::reactor::stats::Stats;
 use crate::reactor::Server;
+use crate::testing::counting_net::CountingNet;
 
 /// How long one turn sleeps at most when nothing is ready, unless the test
 /// sets [`InProcessServer::max_wait`]. Short, because a condition may hang
@@ -25,14 +26,25 @@ use crate::reactor::Server;
 /// falls sooner wakes the turn sooner anyway.
 pub const TURN_WAIT: Duration = Duration::from_millis(100);
 
-/// A [`Server`] in this process with the events buffer its turns use.
-pub struct InProcessServer {
-    server: Server,
-    events: Events,
+/// A [`Server`] in this process with the events buffer its turns use
+/// (on the real network; [`InProcessServer::serve_counting`] puts a
+/// [`CountingNet`] around it).
+pub struct InProcessServer<N: Net = MioNet> {
+    server: Server<N>,
+    events: N::Events,
     /// How long one turn may sleep when nothing is ready ([`TURN_WAIT`]
     /// unless set). A test that counts turns sets it above the timer it
     /// waits for, so that a turn ends on the timer and not on this cap.
     pub max_wait: Duration,
+}
+
+/// One `service` listener on 127.0.0.1 port 0, every other option at its
+/// default.
+fn one_listener(service: Service) -> ServeConfig {
+    ServeConfig::with_defaults(vec![ListenerSpec {
+        service,
+        addr: "127.0.0.1:0".into(),
+    }])
 }
 
 impl InProcessServer {
@@ -40,23 +52,38 @@ impl InProcessServer {
     /// Panics if a bind fails: the test cannot start.
     #[track_caller]
     pub fn bind(config: ServeConfig) -> InProcessServer {
-        let wanted: Vec<String> = config.listeners.iter().map(|l| l.addr.clone()).collect();
-        let server =
-            Server::bind(config).unwrap_or_else(|e| panic!("bind {}: {e}", wanted.join(", ")));
-        InProcessServer {
-            server,
-            events: Events::with_capacity(1024),
-            max_wait: TURN_WAIT,
-        }
+        let net = MioNet::new().expect("an epoll instance");
+        InProcessServer::bind_on(config, net)
     }
 
     /// One `service` listener on 127.0.0.1 port 0, every other option at
     /// its default.
     pub fn serve(service: Service) -> InProcessServer {
-        InProcessServer::bind(ServeConfig::with_defaults(vec![ListenerSpec {
-            service,
-            addr: "127.0.0.1:0".into(),
-        }]))
+        InProcessServer::bind(one_listener(service))
+    }
+}
+
+impl InProcessServer<CountingNet<MioNet>> {
+    /// Like [`InProcessServer::serve`], with every system call of the
+    /// server counted (`server().net().counts()`).
+    pub fn serve_counting(service: Service) -> InProcessServer<CountingNet<MioNet>> {
+        let net = CountingNet::new(MioNet::new().expect("an epoll instance"));
+        InProcessServer::bind_on(one_listener(service), net)
+    }
+}
+
+impl<N: Net> InProcessServer<N> {
+    /// Bind every listener of `config` on `net`. Panics if a bind fails.
+    #[track_caller]
+    pub fn bind_on(config: ServeConfig, net: N) -> InProcessServer<N> {
+        let wanted: Vec<String> = config.listeners.iter().map(|l| l.addr.clone()).collect();
+        let server = Server::with_net(config, net)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", wanted.join(", ")));
+        InProcessServer {
+            server,
+            events: N::Events::with_capacity(1024),
+            max_wait: TURN_WAIT,
+        }
     }
 
     /// The address of the first listener (its real port).
@@ -76,13 +103,13 @@ impl InProcessServer {
     }
 
     /// The server, to look at between turns.
-    pub fn server(&self) -> &Server {
+    pub fn server(&self) -> &Server<N> {
         &self.server
     }
 
     /// The server, for a unit test of the reactor that plays part of a
     /// turn by hand (src/reactor/tests.rs).
-    pub fn server_mut(&mut self) -> &mut Server {
+    pub fn server_mut(&mut self) -> &mut Server<N> {
         &mut self.server
     }
 
@@ -113,7 +140,7 @@ impl InProcessServer {
         &mut self,
         what: &str,
         within: Duration,
-        mut done: impl FnMut(&Server) -> bool,
+        mut done: impl FnMut(&Server<N>) -> bool,
     ) -> usize {
         let deadline = Instant::now() + within;
         let mut turns = 0;

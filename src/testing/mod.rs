@@ -31,7 +31,9 @@
 //!   clients from a seed (`tests/in_process/sim.rs`) or from fuzzer bytes.
 //! - [`in_process`] is no fuzz target: it is the tests' one way to run a
 //!   real [`Server`](crate::reactor::Server) in their own process on
-//!   loopback and turn its loop until a condition holds, under a deadline.
+//!   loopback and turn its loop until a condition holds, under a deadline;
+//!   with [`counting_net`] around the real network, a test counts the
+//!   server's system calls.
 //!
 //! Why a module of the library rather than a file under `tests/`: the fuzz
 //! crate and the tests are separate crates, and both need the same code and
@@ -46,6 +48,7 @@ pub mod chat_hub;
 pub mod chat_model;
 pub mod chat_session;
 pub mod client_lines;
+pub mod counting_net;
 pub mod echo_stream;
 pub mod in_process;
 pub mod line_framing;

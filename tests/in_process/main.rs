@@ -21,6 +21,7 @@ mod fd_exhaustion;
 mod seeds;
 mod sim;
 mod sim_cluster;
+mod syscalls;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
