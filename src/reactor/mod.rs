@@ -99,6 +99,22 @@ enum ServerPhase {
     Draining { deadline: Instant },
 }
 
+/// Why a write loop stopped: [`write_out`](tcp::write_out) for queued
+/// output, [`drain_relay`](relay::drain_relay) for a relay's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteStop {
+    /// Nothing is left to write.
+    Drained,
+    /// The socket's send buffer is full (a partial write or `WouldBlock`):
+    /// epoll raises WRITABLE when it has room again.
+    SocketFull,
+    /// The turn's write budget is spent while the socket still took every
+    /// byte offered. No event will ever come for this: the send buffer never
+    /// filled, so edge-triggered epoll has no edge to report. The caller
+    /// must put the connection on the still-ready list.
+    Budget,
+}
+
 /// The server: the network (the poll instance and the sockets' system
 /// calls: mio in production, see [`Net`]), the slab of sources and everything
 /// the loop owns. Fields are grouped by what reads and writes them.

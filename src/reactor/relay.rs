@@ -38,8 +38,7 @@ use crate::net::{interrupted, would_block, Net, ReadOutcome, WriteOutcome};
 use crate::protocol::echo::EchoSession;
 
 use super::source::{CloseReason, Entry, Proto, Source};
-use super::tcp::WriteStop;
-use super::Server;
+use super::{Server, WriteStop};
 
 /// The relays: the open but unused ones, and how many are open at all.
 pub(super) struct RelayPool<R> {

@@ -20,7 +20,7 @@ use crate::protocol::chat::LeaveReason;
 
 use super::relay::{drain_relay, RelayRead};
 use super::source::{client_id, CloseReason, Conn, Entry, Proto, Source};
-use super::{Server, ServerPhase};
+use super::{Server, ServerPhase, WriteStop};
 
 impl<N: Net> Server<N> {
     /// Read until the socket would block, the protocol pauses input, or the
@@ -596,21 +596,6 @@ pub(super) fn queue_flush<N: Net>(
             flush_list.push(key);
         }
     }
-}
-
-/// Why [`write_out`] stopped writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum WriteStop {
-    /// Nothing is left to write.
-    Drained,
-    /// The socket's send buffer is full (a partial write or `WouldBlock`):
-    /// epoll raises WRITABLE when it has room again.
-    SocketFull,
-    /// The turn's write budget is spent while the socket still took every
-    /// byte offered. No event will ever come for this: the send buffer never
-    /// filled, so edge-triggered epoll has no edge to report. The caller
-    /// must put the connection on the still-ready list.
-    Budget,
 }
 
 /// Write a connection's pending output until it is drained, the socket would
