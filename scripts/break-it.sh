@@ -98,6 +98,17 @@ define daytime-no-linger src/reactor/tcp.rs no \
 old[daytime-no-linger]='                if conn.saw_eof {'
 new[daytime-no-linger]='                if conn.saw_eof || matches!(conn.proto, Proto::Daytime(_)) {'
 
+define relay-no-spill src/reactor/relay.rs no \
+    "--test binary relay::a_stream_whose_client_stops_reading_goes_back_to_copying_and_loses_nothing" \
+    "leave a stalled stream's bytes in its relay instead of spilling them back to copying"
+old[relay-no-spill]='        while session.relayed() > 0 {
+            let want = session.relayed().min(self.read_buf.len());'
+new[relay-no-spill]='        if session.relayed() > 0 {
+            return true;
+        }
+        while session.relayed() > 0 {
+            let want = session.relayed().min(self.read_buf.len());'
+
 # ----- which breaks to run ------------------------------------------------
 
 chosen=()
