@@ -106,7 +106,7 @@ pub const MAX_OWED_RELEASES: usize = 16 * 1024;
 
 /// Extend each held key if it is still ours, re-create it if it is gone,
 /// and return the (1-based) indices of the keys another server now holds.
-/// ARGV[1] is our id, ARGV[2] the lease in milliseconds.
+/// `ARGV[1]` is our id, `ARGV[2]` the lease in milliseconds.
 const REASSERT_SCRIPT: &str = "local lost = {}
 for i, key in ipairs(KEYS) do
   local owner = redis.call('GET', key)
@@ -120,7 +120,7 @@ for i, key in ipairs(KEYS) do
 end
 return lost";
 
-/// Delete KEYS[1] only if it still holds ARGV[1]: compare-and-delete.
+/// Delete `KEYS[1]` only if it still holds `ARGV[1]`: compare-and-delete.
 const RELEASE_SCRIPT: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 

@@ -146,7 +146,8 @@ pub struct Server<N: Net = MioNet> {
     /// hub's effects.
     delivery: Delivery,
     /// Pending output of all connections together, as `--max-pending`
-    /// counts it (the sum of every connection's [`Conn::pending_cost`]).
+    /// counts it (the sum of every connection's
+    /// [`Conn::pending_cost`](source::Conn::pending_cost)).
     pending_total: usize,
     /// Connections whose reading paused at `--max-pending`: (key, serial).
     paused_for_total: Vec<(usize, u64)>,

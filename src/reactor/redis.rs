@@ -1,6 +1,6 @@
 //! The Redis link of `serve --cluster` as one more source of the loop: an
 //! outbound TCP connection in the same slab and the same `mio::Poll` as the
-//! clients, driven by the sans-IO [`Link`](crate::cluster::link::Link).
+//! clients, driven by the sans-IO [`Link`].
 //!
 //! The link's slab entry ([`Source::Redis`]) lives as long as the server;
 //! the socket inside it comes and goes with the link's effects: opened
