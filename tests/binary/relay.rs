@@ -29,6 +29,24 @@ fn send_all(s: &TcpStream, data: Vec<u8>) -> thread::JoinHandle<()> {
     })
 }
 
+/// Read the rest of the echo after `got`, wait for the writer, and check
+/// that exactly `data` came back.
+fn finish_stream(
+    s: &mut TcpStream,
+    writing: thread::JoinHandle<()>,
+    mut got: Vec<u8>,
+    data: &[u8],
+) {
+    got.extend(read_to_end(s));
+    writing.join().unwrap();
+    assert!(
+        got == data,
+        "the stream came back changed ({} bytes of {})",
+        got.len(),
+        data.len()
+    );
+}
+
 /// A client that reads as fast as it writes streams through the relay:
 /// nearly every byte is spliced, and all come back in order.
 #[test]
@@ -37,14 +55,7 @@ fn a_stream_goes_through_the_relay_and_comes_back_whole() {
     let mut s = connect(server.addr("tcp-echo"));
     let data = common::pseudo_random_bytes(7, 32 << 20);
     let writing = send_all(&s, data.clone());
-    let got = read_to_end(&mut s);
-    writing.join().unwrap();
-    assert!(
-        got == data,
-        "the stream came back changed ({} bytes of {})",
-        got.len(),
-        data.len()
-    );
+    finish_stream(&mut s, writing, Vec::new(), &data);
     let total = data.len() as u64;
     let line = wait_for_stats(&mut server, |l| stat(l, "bytes_out") == total);
     // Only the bytes read before the relay was taken were copied: the
@@ -70,21 +81,14 @@ fn a_stream_whose_client_stops_reading_goes_back_to_copying_and_loses_nothing() 
     let first_part = 8 << 20;
     let writing = send_all(&s, data.clone());
     // Read along for a while, so that the stream takes a relay.
-    let mut got = read_n(&mut s, first_part);
+    let got = read_n(&mut s, first_part);
     let line = wait_for_stats(&mut server, |l| stat(l, "bytes_spliced") > 0);
     assert!(stat(&line, "relays_open") >= 1, "{line}");
     // Stop reading: the server fills its backlog to exactly the limit, which
     // a relay (one pipe) alone could not hold.
     let line = wait_for_stats(&mut server, |l| stat(l, "pending_bytes") == out_limit);
     assert!(stat(&line, "pending_peak") <= out_limit, "{line}");
-    got.extend(read_to_end(&mut s));
-    writing.join().unwrap();
-    assert!(
-        got == data,
-        "the stream came back changed ({} bytes of {})",
-        got.len(),
-        data.len()
-    );
+    finish_stream(&mut s, writing, got, &data);
     let line = wait_for_stats(&mut server, |l| stat(l, "bytes_out") == data.len() as u64);
     assert!(stat(&line, "pending_peak") <= out_limit, "{line}");
 }
