@@ -132,7 +132,8 @@ pub struct Faults {
     pub eintr: u32,
     /// A poll reports a registered socket that is not ready.
     pub spurious: u32,
-    /// `accept` fails with EMFILE, leaving the connection in the backlog.
+    /// `accept` fails with EMFILE, leaving the connection in the backlog;
+    /// opening a relay (`pipe2`) fails with EMFILE.
     pub emfile: u32,
     /// A write takes fewer bytes than there is room for (then WRITABLE).
     pub short_write: u32,

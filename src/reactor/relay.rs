@@ -48,8 +48,9 @@ pub(super) struct RelayPool<R> {
     /// At most this many open at once (what the fd limit leaves, up to
     /// [`config::MAX_RELAYS`]).
     limit: usize,
-    /// Opening one failed (out of descriptors): no new attempt until one
-    /// closes, so that a full descriptor table costs no `pipe2` per read.
+    /// Opening one failed (out of descriptors): no new attempt until a
+    /// descriptor is freed (a relay or a connection closes), so that a full
+    /// descriptor table costs no `pipe2` per read.
     blocked: bool,
 }
 
@@ -97,6 +98,12 @@ impl<R> RelayPool<R> {
             self.open -= 1;
             self.blocked = false;
         }
+    }
+
+    /// Connections closed: descriptors are free again, so opening a relay
+    /// is worth another try.
+    pub(super) fn descriptors_freed(&mut self) {
+        self.blocked = false;
     }
 
     /// Relays open now, in use or idle.
@@ -319,5 +326,56 @@ impl<N: Net> Server<N> {
             let empty = conn.relayed() == 0;
             self.relays.give_back(relay, empty);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::sim::{Faults, SimNet, SimRng};
+
+    fn net(emfile: u32) -> SimNet {
+        let faults = Faults {
+            emfile,
+            ..Faults::default()
+        };
+        SimNet::new(SimRng::seeded(1), faults, Vec::new())
+    }
+
+    #[test]
+    fn the_pool_opens_up_to_its_limit_and_keeps_few_idle() {
+        let mut net = net(0);
+        let mut pool = RelayPool::new(config::IDLE_RELAYS_KEPT + 2);
+        let lent: Vec<_> = std::iter::from_fn(|| pool.take(&mut net)).collect();
+        assert_eq!(lent.len(), config::IDLE_RELAYS_KEPT + 2, "up to the limit");
+        assert_eq!(net.relays_open(), pool.open());
+        for relay in lent {
+            pool.give_back(relay, true);
+        }
+        assert_eq!(pool.idle(), config::IDLE_RELAYS_KEPT);
+        assert_eq!(pool.open(), config::IDLE_RELAYS_KEPT, "the rest are closed");
+        assert_eq!(net.relays_open(), config::IDLE_RELAYS_KEPT);
+        // One that still holds bytes is closed, never lent again.
+        let relay = pool.take(&mut net).unwrap();
+        pool.give_back(relay, false);
+        assert_eq!(pool.idle(), config::IDLE_RELAYS_KEPT - 1);
+        assert_eq!(net.relays_open(), pool.open());
+    }
+
+    #[test]
+    fn after_a_failed_open_the_pool_waits_for_a_freed_descriptor() {
+        let mut net = net(1000);
+        let mut pool = RelayPool::new(4);
+        assert!(pool.take(&mut net).is_none(), "pipe2 failed with EMFILE");
+        net.faults.emfile = 0;
+        let opened = net.counters.relays_opened;
+        assert!(pool.take(&mut net).is_none(), "no pipe2 per read meanwhile");
+        assert_eq!(net.counters.relays_opened, opened);
+        pool.descriptors_freed();
+        assert!(
+            pool.take(&mut net).is_some(),
+            "tried again once a descriptor was freed"
+        );
+        assert_eq!(pool.open(), 1);
     }
 }

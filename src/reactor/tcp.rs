@@ -436,6 +436,9 @@ impl<N: Net> Server<N> {
     /// socket closes the fd, and closing the fd removes it from epoll, so no
     /// explicit deregister syscall is needed.
     pub(super) fn sweep(&mut self) {
+        if !self.closing.is_empty() {
+            self.relays.descriptors_freed();
+        }
         for key in self.closing.drain(..) {
             let entry = self.sources.remove(key);
             let Source::Conn(mut conn) = entry.source else {
