@@ -4,10 +4,11 @@
 //! [`Net`] is every call the reactor makes to the OS: wait for readiness
 //! (`epoll_wait`), register interest (`epoll_ctl`), accept, read, `writev`,
 //! shutdown, `recvfrom`, `sendto`, `splice` through a pipe (echo's relay),
-//! close (dropping a socket), the clock and the signals. It has two implementations: [`mio::MioNet`], the real thing,
-//! which the server runs on, and [`sim::SimNet`], an in-memory network with
-//! a virtual clock and a seeded fault injector, on which the tests run the
-//! very same reactor code thousands of times (see docs/simulation.md).
+//! close (dropping a socket), the clock and the signals. It has two
+//! implementations: [`mio::MioNet`], the real thing, which the server runs
+//! on, and [`sim::SimNet`], an in-memory network with a virtual clock and a
+//! seeded fault injector, on which the tests run the very same reactor code
+//! thousands of times (see docs/simulation.md).
 //! The reactor is generic over `Net` with `MioNet` as the default, so the
 //! production build is as direct as a hand-written loop: no trait object, no
 //! allocation per call, every method a thin wrapper around the mio call.

@@ -31,8 +31,9 @@
 //! accept (the connection stays in the backlog) and on opening a relay,
 //! short writes (the buffer momentarily full, with the WRITABLE edge that
 //! follows), short relay fills (a pipe out of pages while the socket still
-//! has bytes, with no event to say so), events split over several polls. Short reads come from the clients' segmentation and from
-//! receive windows as small as one byte.
+//! has bytes, with no event to say so), events split over several polls.
+//! Short reads come from the clients' segmentation and from receive windows
+//! as small as one byte.
 //!
 //! The server may also connect out, to a simulated peer (the cluster's
 //! Redis, `crate::testing::sim::redis`): a connect to an address where the

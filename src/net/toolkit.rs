@@ -134,11 +134,12 @@ pub fn fd_limit() -> io::Result<u64> {
 
 /// Process-wide set-up for `sockloop serve`, done once before any loop is
 /// bound: raise the fd limit for `max_conns` connections, `endpoints`
-/// sockets and echo's relays ([`config::MAX_RELAYS`] pipes). Each loop then only clamps its own `--max-conns` below the limit
-/// in force ([`Net::fd_budget`](super::Net::fd_budget)), so that
-/// several loops in one process would share one limit instead of each
-/// raising it for itself (such a process gives each loop its share of the
-/// connections). Signals need no such step: each loop registers its own
+/// sockets and echo's relays ([`config::MAX_RELAYS`] pipes). Each loop then
+/// only clamps its own `--max-conns` below the limit in force, and sizes
+/// its relays to what is left ([`Net::fd_budget`](super::Net::fd_budget)),
+/// so that several loops in one process would share one limit instead of
+/// each raising it for itself (such a process gives each loop its share of
+/// the connections). Signals need no such step: each loop registers its own
 /// signal-hook pipe, and every registered pipe hears the signal.
 pub fn prepare_process_for_serving(max_conns: usize, endpoints: usize) {
     let wanted = (max_conns + endpoints + SERVER_FD_RESERVE + 2 * config::MAX_RELAYS) as u64;
